@@ -1,0 +1,251 @@
+"""Typed, validated configuration: the one place where every option, its default and its range live.
+
+A :class:`Config` has one section per concern. Unknown keys and out-of-range values are rejected with
+a :class:`ConfigError` whose message names the offending key (``cluster.epochs``, ``brb.alpha``...).
+Per-algorithm defaults (loss weights) are filled in by :data:`ALGORITHM_DEFAULTS` when a run does not
+set them, and the resolved values are what gets written into every run's ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+VARIANTS = ("baseline", "brb", "reset", "recluster")
+RECLUSTER_METHODS = ("kmeans", "kmeans++", "kmedoids", "em", "random")
+
+#: Loss weights per algorithm, used where a run leaves them unset (paper values).
+ALGORITHM_DEFAULTS: dict[str, dict[str, float]] = {
+    "dec": {"cluster_weight": 1.0, "reconstruction_weight": 0.0},
+    "idec": {"cluster_weight": 0.1, "reconstruction_weight": 1.0},
+    "dcn": {"cluster_weight": 0.025, "reconstruction_weight": 1.0},
+}
+
+#: Which BRB parts each variant switches on (the paper's ablations are ``reset`` and ``recluster``).
+VARIANT_PARTS: dict[str, dict[str, bool]] = {
+    "baseline": {"soft_reset": False, "recluster": False, "momentum_reset": False},
+    "brb": {"soft_reset": True, "recluster": True, "momentum_reset": True},
+    "reset": {"soft_reset": True, "recluster": False, "momentum_reset": False},
+    "recluster": {"soft_reset": False, "recluster": True, "momentum_reset": True},
+}
+
+
+class ConfigError(ValueError):
+    """A configuration key or value is wrong; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    dataset: str = Field("digits", description="dataset name from the registry (see `brb info`)")
+    normalize: Literal["channel", "global", "none"] = Field(
+        "channel", description="z-score per channel (paper), over all pixels, or none ([0,1] scaling only)"
+    )
+    resize: Optional[int] = Field(None, gt=0, description="resize images to this side length (None: keep)")
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, value: str) -> str:
+        from brb.data.registry import DATASETS
+
+        if value not in DATASETS:
+            raise ValueError(f"unknown dataset {value!r}; known: {', '.join(sorted(DATASETS))}")
+        return value
+
+
+class ModelConfig(_Section):
+    arch: str = Field("mlp", description="network architecture from the registry (see `brb info`)")
+    hidden: list[int] = Field(
+        default_factory=lambda: [1024, 512, 256], description="hidden layer widths of the encoder"
+    )
+    embedding_dim: Optional[int] = Field(
+        None, gt=0, description="embedding size (None: the number of clusters, as in the paper)"
+    )
+    batch_norm: bool = Field(True, description="BatchNorm after each hidden linear layer")
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive_widths(cls, value: list[int]) -> list[int]:
+        if not value or any(w <= 0 for w in value):
+            raise ValueError("hidden widths must be a non-empty list of positive integers")
+        return value
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, value: str) -> str:
+        from brb.models import ARCHITECTURES
+
+        if value not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {value!r}; known: {', '.join(sorted(ARCHITECTURES))}")
+        return value
+
+
+class AugmentConfig(_Section):
+    degrees: float = Field(16.0, ge=0, le=180, description="random rotation range in degrees (±)")
+    translate: float = Field(0.1, ge=0, le=1, description="random translation as a fraction of the side")
+    shear: float = Field(8.0, ge=0, le=90, description="random shear in degrees (±)")
+
+
+class PretrainConfig(_Section):
+    epochs: int = Field(250, ge=0, description="autoencoder pretraining epochs (paper: 250)")
+    batch_size: int = Field(256, gt=0, description="mini-batch size")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate")
+    weight_decay: float = Field(0.0, ge=0, description="Adam weight decay")
+    augment: bool = Field(False, description="reconstruct augmented views as well (augmentation invariance)")
+
+
+class ClusterConfig(_Section):
+    algorithm: str = Field("dec", description="dec | idec | dcn")
+    n_clusters: Optional[int] = Field(None, gt=0, description="number of clusters (None: number of classes)")
+    epochs: int = Field(400, ge=0, description="clustering epochs (paper: 400)")
+    batch_size: int = Field(256, gt=0, description="mini-batch size")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate for network and centroids")
+    cluster_weight: Optional[float] = Field(
+        None, ge=0, description="weight of the clustering loss (None: per-algorithm default)"
+    )
+    reconstruction_weight: Optional[float] = Field(
+        None, ge=0, description="weight of the reconstruction loss (None: per-algorithm default)"
+    )
+    augment: bool = Field(False, description="augmentation invariance: losses on a clean and an augmented view")
+    dec_alpha: float = Field(1.0, gt=0, description="degrees of freedom of DEC's Student-t kernel")
+    target: Literal["batch", "dataset"] = Field(
+        "batch",
+        description="DEC/IDEC target distribution: per mini-batch (BRB reference code) or over the "
+        "whole dataset, recomputed every epoch (original DEC)",
+    )
+    dcn_update: Literal["counts", "reference"] = Field(
+        "counts",
+        description="DCN centroid update: 'counts' = running per-cluster counts (step 1/count, as DCN "
+        "defines it); 'reference' = the public BRB code's behaviour, a fixed step 1/(count_init+1)",
+    )
+    dcn_count_init: float = Field(100.0, gt=0, description="initial per-cluster count of DCN")
+    kmeans_n_init: int = Field(10, gt=0, description="k-means restarts for the initial centroids")
+    eval_batch_size: int = Field(4096, gt=0, description="batch size for whole-dataset embedding")
+
+    @field_validator("algorithm")
+    @classmethod
+    def _known_algorithm(cls, value: str) -> str:
+        from brb.cluster.losses import ALGORITHMS
+
+        if value not in ALGORITHMS:
+            raise ValueError(f"unknown algorithm {value!r}; known: {', '.join(sorted(ALGORITHMS))}")
+        return value
+
+    def resolved_weights(self) -> dict[str, float]:
+        defaults = ALGORITHM_DEFAULTS[self.algorithm]
+        return {
+            "cluster_weight": defaults["cluster_weight"] if self.cluster_weight is None else self.cluster_weight,
+            "reconstruction_weight": defaults["reconstruction_weight"]
+            if self.reconstruction_weight is None
+            else self.reconstruction_weight,
+        }
+
+
+class BRBConfig(_Section):
+    variant: Literal["baseline", "brb", "reset", "recluster"] = Field(
+        "baseline", description="baseline | brb | reset (soft reset only) | recluster (reclustering only)"
+    )
+    interval: int = Field(20, gt=0, description="T: BRB fires at the start of epochs T, 2T, ... (never 0)")
+    alpha: float = Field(0.8, ge=0, le=1, description="soft reset: θ ← α·θ + (1−α)·φ, φ a fresh init")
+    reset_embedding: bool = Field(False, description="also soft-reset the embedding (last encoder) layer")
+    recluster_method: Literal["kmeans", "kmeans++", "kmedoids", "em", "random"] = Field(
+        "kmeans", description="how new centroids are found on the embedding"
+    )
+    subsample: int = Field(10000, gt=0, description="random subsample size used for reclustering")
+    kmeans_n_init: int = Field(10, gt=0, description="k-means restarts when reclustering")
+    reset_momentum_steps: bool = Field(False, description="momentum reset also zeroes Adam's step count")
+
+    def parts(self) -> dict[str, bool]:
+        return dict(VARIANT_PARTS[self.variant])
+
+
+class RunConfig(_Section):
+    seed: int = Field(0, ge=0, description="random seed (torch, numpy, k-means)")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    threads: Optional[int] = Field(None, gt=0, description="torch CPU threads (None: torch's default)")
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        if value not in ("auto", "cpu", "cuda", "mps") and not value.startswith("cuda:"):
+            raise ValueError(f"unknown device {value!r}; use auto, cpu, cuda or cuda:N")
+        return value
+
+
+class Config(_Section):
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    brb: BRBConfig = Field(default_factory=BRBConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+
+    @model_validator(mode="after")
+    def _fill_algorithm_defaults(self) -> "Config":
+        weights = self.cluster.resolved_weights()
+        for key, value in weights.items():
+            if getattr(self.cluster, key) is None:
+                object.__setattr__(self.cluster, key, value)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    name: field.annotation for name, field in Config.model_fields.items()  # type: ignore[misc]
+}
+
+
+def _format_error(err: ValidationError) -> str:
+    lines = []
+    for item in err.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "<config>"
+        msg = item["msg"]
+        if item["type"] == "extra_forbidden":
+            section = item["loc"][0] if len(item["loc"]) > 1 else None
+            known = SECTIONS[section].model_fields if section in SECTIONS else Config.model_fields
+            msg = f"unknown key; known keys here: {', '.join(known)}"
+        lines.append(f"{key}: {msg}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def make_config(values: dict[str, Any] | None = None) -> Config:
+    """Build a validated :class:`Config` from nested dicts, raising :class:`ConfigError`."""
+    try:
+        return Config.model_validate(values or {})
+    except ValidationError as err:
+        raise ConfigError(_format_error(err)) from None
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Read a YAML/JSON config file (optional) and apply nested ``overrides`` on top."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(loaded).__name__}")
+        values = loaded
+    return make_config(deep_merge(values, overrides or {}))

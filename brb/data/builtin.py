@@ -1,0 +1,20 @@
+"""Datasets that need no download: scikit-learn's bundled optical digits."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from brb.data.registry import FetchOptions, RawData, register_dataset
+
+
+@register_dataset(
+    "digits",
+    "scikit-learn's bundled UCI optical digits test set: 1,797 grey 8x8 images, 10 classes (offline); "
+    "not the full OPTDIGITS (5,620 images)",
+)
+def load_digits(options: FetchOptions) -> RawData:
+    from sklearn.datasets import load_digits as sk_digits
+
+    bunch = sk_digits()
+    images = np.rint(bunch.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)[:, None]
+    return RawData(x=images, y=bunch.target, class_names=[str(i) for i in range(10)])

@@ -1,0 +1,82 @@
+"""Prepared datasets on disk: one ``.npz`` per dataset, written once by ``brb prepare``.
+
+Arrays: ``x`` (uint8 images ``(N, C, H, W)`` or float32 features ``(N, D)``), ``y`` (int64 labels),
+``class_names`` (str) and ``name`` (the registry name).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from brb.data.registry import DataFileError, FetchOptions, RawData, get_dataset
+from brb.io import atomic_path
+
+REQUIRED = ("x", "y", "class_names", "name")
+
+
+@dataclass
+class PreparedData:
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    class_names: list[str]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def is_image(self) -> bool:
+        return self.x.ndim == 4
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def save_prepared(path: str | Path, name: str, raw: RawData) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, x=raw.x, y=raw.y, class_names=np.asarray(raw.class_names, dtype=str), name=np.asarray(name))
+    return path
+
+
+def prepare_dataset(name: str, out: str | Path, mirrors=None, cache_dir=None, download: bool = True) -> Path:
+    """Fetch (mirror first, then download if allowed), preprocess and save dataset ``name`` to ``out``."""
+    spec = get_dataset(name)
+    raw = spec.load(FetchOptions.create(mirrors=mirrors, cache_dir=cache_dir, download=download))
+    return save_prepared(out, name, raw)
+
+
+def load_prepared(path: str | Path) -> PreparedData:
+    """Load a prepared ``.npz``; a missing, truncated or foreign file raises :class:`DataFileError`."""
+    path = Path(path)
+    expected = "a .npz written by `brb prepare` with arrays " + ", ".join(REQUIRED)
+    if not path.is_file():
+        raise DataFileError(f"data file not found: {path} (expected {expected})")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [key for key in REQUIRED if key not in npz.files]
+            if missing:
+                raise DataFileError(f"data file {path} lacks {', '.join(missing)} (expected {expected})")
+            data = PreparedData(
+                name=str(npz["name"]),
+                x=npz["x"],
+                y=npz["y"].astype(np.int64),
+                class_names=[str(c) for c in npz["class_names"]],
+            )
+    except DataFileError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as err:
+        raise DataFileError(f"data file {path} is corrupt or truncated ({err}); expected {expected}") from None
+    if data.x.ndim not in (2, 4) or len(data.x) != len(data.y) or len(data.y) == 0:
+        raise DataFileError(
+            f"data file {path} has x of shape {data.x.shape} and y of shape {data.y.shape}; "
+            "expected x (N, C, H, W) or (N, D) and y (N,) with N > 0"
+        )
+    if data.y.min() < 0 or data.y.max() >= data.n_classes:
+        raise DataFileError(f"data file {path} has labels outside 0..{data.n_classes - 1}")
+    return data

@@ -1,0 +1,78 @@
+"""Dataset registry: adding a dataset is one decorated loader function.
+
+A loader receives :class:`FetchOptions` (offline mirror directories searched first, a download cache,
+whether downloading is allowed) and returns :class:`RawData`: images as ``uint8`` arrays of shape
+``(N, C, H, W)`` (or float features ``(N, D)``), integer labels and class names.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+#: Searched for offline copies before any download (Debian's dataset packages install here).
+DEFAULT_MIRRORS = ("/usr/share/datasets",)
+MIRROR_ENV = "BRB_DATA_MIRRORS"
+
+
+class DataFileError(RuntimeError):
+    """A data file is missing, truncated or not in the expected format; the message names the file."""
+
+
+@dataclass
+class RawData:
+    x: np.ndarray
+    y: np.ndarray
+    class_names: list[str]
+
+    def __post_init__(self) -> None:
+        self.y = np.asarray(self.y, dtype=np.int64)
+        if len(self.x) != len(self.y):
+            raise DataFileError(f"{len(self.x)} samples but {len(self.y)} labels")
+
+
+@dataclass
+class FetchOptions:
+    mirrors: list[Path] = field(default_factory=list)
+    cache_dir: Path = Path("data")
+    download: bool = True
+
+    @classmethod
+    def create(cls, mirrors=None, cache_dir=None, download: bool = True) -> "FetchOptions":
+        dirs = [Path(m) for m in (mirrors or [])]
+        env = os.environ.get(MIRROR_ENV, "")
+        dirs += [Path(p) for p in env.split(os.pathsep) if p]
+        dirs += [Path(p) for p in DEFAULT_MIRRORS]
+        return cls(mirrors=dirs, cache_dir=Path(cache_dir or "data"), download=download)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    load: Callable[[FetchOptions], RawData]
+    description: str
+    kind: str = "image"  # image | features
+
+
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(name: str, description: str, kind: str = "image"):
+    def decorator(fn: Callable[[FetchOptions], RawData]):
+        if name in DATASETS:
+            raise ValueError(f"dataset {name!r} registered twice")
+        DATASETS[name] = DatasetSpec(name=name, load=fn, description=description, kind=kind)
+        return fn
+
+    return decorator
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}") from None
