@@ -1,0 +1,24 @@
+# Reproduction workflow for "Breaking the Reclustering Barrier in Centroid-based Deep Clustering".
+# Every rule is a thin call of the `brb` console script; see README.md for how to run it.
+from snakemake.utils import min_version, validate
+
+min_version("8.20")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/cluster.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

@@ -1,0 +1,216 @@
+"""The ``brb`` console script: one subcommand per workflow stage.
+
+Every configuration key is also a flag, ``--<section>.<key> VALUE`` (values are parsed as YAML, so
+``--model.hidden "[500, 500, 2000]"`` works), applied on top of an optional ``--config FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from brb.config import SECTIONS, ConfigError, load_config
+
+#: Which configuration sections each stage reads (and therefore offers as flags).
+STAGE_SECTIONS = {
+    "pretrain": ("data", "model", "augment", "pretrain", "run"),
+    "cluster": ("data", "model", "augment", "cluster", "brb", "run"),
+    "kmeans": ("data", "cluster", "run"),
+}
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, sections: Sequence[str]) -> None:
+    parser.add_argument("--config", type=Path, help="YAML file with configuration sections (flags override it)")
+    for section in sections:
+        group = parser.add_argument_group(f"{section} options")
+        for key, field in SECTIONS[section].model_fields.items():
+            default = field.get_default(call_default_factory=True)
+            group.add_argument(
+                f"--{section}.{key}",
+                dest=f"cfg::{section}::{key}",
+                metavar="VALUE",
+                default=argparse.SUPPRESS,
+                help=f"{field.description} (default: {default})",
+            )
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, dict[str, Any]] = {}
+    for dest, raw in vars(args).items():
+        if not dest.startswith("cfg::"):
+            continue
+        _, section, key = dest.split("::")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def _config(args: argparse.Namespace):
+    return load_config(args.config, _overrides(args))
+
+
+def _report(paths: dict[str, Path]) -> None:
+    for what, path in paths.items():
+        print(f"{what}: {path}")
+
+
+# --- stages ---------------------------------------------------------------------------------------
+def cmd_prepare(args) -> None:
+    from brb.data import prepare_dataset
+
+    path = prepare_dataset(args.dataset, args.out, mirrors=args.mirror, cache_dir=args.cache_dir, download=not args.offline)
+    _report({"prepared data": path})
+
+
+def cmd_pretrain(args) -> None:
+    from brb.stages import pretrain_stage
+
+    _report(pretrain_stage(_config(args), args.data, args.out, progress=not args.quiet))
+
+
+def cmd_cluster(args) -> None:
+    from brb.stages import cluster_stage
+
+    _report(cluster_stage(_config(args), args.data, args.out, pretrained=args.pretrained, progress=not args.quiet))
+
+
+def cmd_kmeans(args) -> None:
+    from brb.stages import kmeans_stage
+
+    _report(kmeans_stage(_config(args), args.data, args.out, pretrained=args.pretrained))
+
+
+def cmd_evaluate(args) -> None:
+    from brb.stages import evaluate_stage
+
+    _report(evaluate_stage(args.run, args.data, silhouette=args.silhouette))
+
+
+def cmd_aggregate(args) -> None:
+    from brb.report.aggregate import collect_runs, write_metrics_parquet
+
+    df = collect_runs(args.metrics)
+    write_metrics_parquet(df, args.out)
+    _report({"metrics table": args.out})
+    print(f"{len(df)} runs")
+
+
+def cmd_tables(args) -> None:
+    from brb.stages import tables_stage
+
+    _report(tables_stage(args.metrics, args.out_dir, reference=args.reference, block=args.block))
+
+
+def cmd_plots(args) -> None:
+    from brb.stages import plots_stage
+
+    _report(plots_stage(args.metrics, args.out_dir))
+
+
+def cmd_info(args) -> None:
+    from brb.cluster.losses import ALGORITHMS
+    from brb.config import ALGORITHM_DEFAULTS, VARIANT_PARTS
+    from brb.data import DATASETS
+    from brb.models import ARCHITECTURES
+
+    print("datasets:")
+    for name, spec in sorted(DATASETS.items()):
+        print(f"  {name:12s} {spec.description}")
+    print("architectures: " + ", ".join(sorted(ARCHITECTURES)))
+    print("algorithms (default loss weights):")
+    for name in ALGORITHMS:
+        print(f"  {name:6s} {ALGORITHM_DEFAULTS.get(name, {})}")
+    print("variants (BRB parts switched on):")
+    for name, parts in VARIANT_PARTS.items():
+        print(f"  {name:10s} " + ", ".join(k for k, v in parts.items() if v) or "none")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="brb",
+        description="Deep clustering (DEC, IDEC, DCN) with and without Breaking the Reclustering Barrier.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
+
+    p = sub.add_parser("prepare", help="fetch a dataset (offline mirrors first) and save it as .npz")
+    p.add_argument("--dataset", required=True, help="registry name (see `brb info`)")
+    p.add_argument("--out", required=True, type=Path, help="output .npz path")
+    p.add_argument("--mirror", action="append", default=[], help="directory searched before downloading (repeatable)")
+    p.add_argument("--cache-dir", default="data", help="where downloads go (default: ./data)")
+    p.add_argument("--offline", action="store_true", help="never download; fail if no mirror has the files")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("pretrain", help="pretrain the autoencoder; writes model.pt and history.parquet")
+    p.add_argument("--data", required=True, type=Path, help="prepared .npz from `brb prepare`")
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    _add_config_flags(p, STAGE_SECTIONS["pretrain"])
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("cluster", help="deep clustering (with BRB per --brb.variant); writes a run directory")
+    p.add_argument("--data", required=True, type=Path, help="prepared .npz from `brb prepare`")
+    p.add_argument("--pretrained", type=Path, help="model.pt from `brb pretrain` (default: a fresh network)")
+    p.add_argument("--out", required=True, type=Path, help="run directory")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    _add_config_flags(p, STAGE_SECTIONS["cluster"])
+    p.set_defaults(func=cmd_cluster)
+
+    p = sub.add_parser("kmeans", help="baseline: k-means on raw inputs or on a pretrained embedding")
+    p.add_argument("--data", required=True, type=Path, help="prepared .npz")
+    p.add_argument("--pretrained", type=Path, help="model.pt whose embedding is clustered (default: raw pixels)")
+    p.add_argument("--out", required=True, type=Path, help="run directory")
+    _add_config_flags(p, STAGE_SECTIONS["kmeans"])
+    p.set_defaults(func=cmd_kmeans)
+
+    p = sub.add_parser("evaluate", help="recompute a run's metrics from its labels; writes evaluation.json")
+    p.add_argument("--run", required=True, type=Path, help="run directory (holds labels.npy)")
+    p.add_argument("--data", required=True, type=Path, help="prepared .npz the run was trained on")
+    p.add_argument("--silhouette", action="store_true", help="also the silhouette score of the raw inputs (slow)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("aggregate", help="collect runs' metrics.json into one parquet table")
+    p.add_argument("metrics", nargs="+", type=Path, help="metrics.json files")
+    p.add_argument("--out", required=True, type=Path, help="output .parquet")
+    p.set_defaults(func=cmd_aggregate)
+
+    p = sub.add_parser("tables", help="mean ± std tables (md, csv, tex), optionally paper versus ours")
+    p.add_argument("--metrics", required=True, type=Path, help="parquet from `brb aggregate`")
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--reference", type=Path, help="published numbers (CSV) for a paper-versus-ours table")
+    p.add_argument("--block", default="main", help="block of the reference table to compare with")
+    p.set_defaults(func=cmd_tables)
+
+    p = sub.add_parser("plots", help="learning curves with BRB epochs marked, final ACC by variant")
+    p.add_argument("--metrics", required=True, type=Path, help="parquet from `brb aggregate`")
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.set_defaults(func=cmd_plots)
+
+    p = sub.add_parser("info", help="list datasets, architectures, algorithms and variants")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from brb.cluster.trainer import TrainingError
+    from brb.data.registry import DataFileError
+    from brb.models.checkpoint import CheckpointError
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ConfigError, DataFileError, CheckpointError, TrainingError, KeyError, ValueError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"brb {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

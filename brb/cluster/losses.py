@@ -1,0 +1,152 @@
+"""Clustering objectives for the shared training loop: DEC, IDEC and DCN differ only here.
+
+An objective holds the centroids (a learned ``nn.Parameter`` for DEC/IDEC, a buffer updated from
+running counts for DCN), computes its clustering loss on the clean embedding and, with augmentation
+invariance, on the augmented one, and may update centroids after each optimiser step.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+from brb.config import ClusterConfig
+
+
+def squared_distances(z: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
+    return torch.cdist(z, centroids).pow(2)
+
+
+def student_t_assignment(z: torch.Tensor, centroids: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    """DEC soft assignment q_ij ∝ (1 + ||z_i − μ_j||² / α)^(−(α+1)/2), rows summing to one."""
+    q = (1.0 + squared_distances(z, centroids) / alpha).pow(-(alpha + 1.0) / 2.0)
+    return q / q.sum(dim=1, keepdim=True)
+
+
+def target_distribution(q: torch.Tensor) -> torch.Tensor:
+    """DEC's sharpened target p_ij ∝ q_ij² / f_j with f_j = Σ_i q_ij."""
+    weight = q.pow(2) / q.sum(dim=0, keepdim=True)
+    return weight / weight.sum(dim=1, keepdim=True)
+
+
+def kl_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """KL(p ‖ q) averaged over the batch."""
+    return (p * (torch.log(p.clamp_min(1e-12)) - torch.log(q.clamp_min(1e-12)))).sum(dim=1).mean()
+
+
+class CentroidObjective(nn.Module):
+    """Base class; subclasses set ``learned_centroids`` and implement :meth:`loss`."""
+
+    learned_centroids = True
+
+    def __init__(self, config: ClusterConfig, centroids: torch.Tensor):
+        super().__init__()
+        self.config = config
+        if self.learned_centroids:
+            self.centroids = nn.Parameter(centroids.clone())
+        else:
+            self.register_buffer("centroids", centroids.clone())
+
+    @property
+    def n_clusters(self) -> int:
+        return self.centroids.shape[0]
+
+    def predict(self, z: torch.Tensor) -> torch.Tensor:
+        return squared_distances(z, self.centroids.detach()).argmin(dim=1)
+
+    def set_centroids(self, centroids: torch.Tensor) -> None:
+        with torch.no_grad():
+            self.centroids.copy_(centroids.to(self.centroids))
+
+    def loss(self, z: torch.Tensor, z_aug: Optional[torch.Tensor], target: Optional[torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def full_target(self, z: torch.Tensor) -> Optional[torch.Tensor]:
+        """Target over the whole dataset (DEC with ``target='dataset'``), None if not used."""
+        return None
+
+    def after_step(self, z: torch.Tensor) -> None:
+        """Called after each optimiser step with the batch's clean embedding (detached)."""
+
+    def reset_momentum(self, optimizer: torch.optim.Optimizer, steps: bool = False) -> None:
+        """Zero the optimiser moments of the centroids, nothing else."""
+        state = optimizer.state.get(self.centroids, {})
+        for key, value in state.items():
+            if not torch.is_tensor(value):
+                continue
+            if key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer"):
+                value.zero_()
+            elif key == "step" and steps:
+                value.zero_()
+
+
+class DEC(CentroidObjective):
+    """DEC: KL(P ‖ Q) between the sharpened target and the Student-t soft assignment."""
+
+    def loss(self, z, z_aug, target):
+        q = student_t_assignment(z, self.centroids, self.config.dec_alpha)
+        p = target if target is not None else target_distribution(q).detach()
+        loss = kl_divergence(p, q)
+        if z_aug is not None:
+            q_aug = student_t_assignment(z_aug, self.centroids, self.config.dec_alpha)
+            loss = 0.5 * (loss + kl_divergence(p, q_aug))
+        return loss
+
+    def full_target(self, z):
+        if self.config.target != "dataset":
+            return None
+        with torch.no_grad():
+            return target_distribution(student_t_assignment(z, self.centroids, self.config.dec_alpha))
+
+
+class IDEC(DEC):
+    """IDEC: DEC's loss; the reconstruction term is added by the training loop (its weight is set)."""
+
+
+class DCN(CentroidObjective):
+    """DCN: k-means loss ‖z − μ_a(z)‖² with hard assignments; centroids follow running per-cluster means."""
+
+    learned_centroids = False
+
+    def __init__(self, config: ClusterConfig, centroids: torch.Tensor):
+        super().__init__(config, centroids)
+        self.register_buffer("counts", torch.full((centroids.shape[0],), float(config.dcn_count_init)))
+
+    def loss(self, z, z_aug, target):
+        assign = self.predict(z.detach())
+        mu = self.centroids[assign]
+        loss = (z - mu).pow(2).sum(dim=1).mean()
+        if z_aug is not None:
+            loss = 0.5 * (loss + (z_aug - mu).pow(2).sum(dim=1).mean())
+        return loss
+
+    @torch.no_grad()
+    def after_step(self, z):
+        assign = self.predict(z)
+        n = torch.bincount(assign, minlength=self.n_clusters).to(z.dtype)
+        sums = torch.zeros_like(self.centroids).index_add_(0, assign, z)
+        hit = n > 0
+        if self.config.dcn_update == "counts":
+            # Sequential updates μ ← μ − (1/c)(μ − z_i), c ← c + 1 for each assigned point equal the
+            # running mean: μ ← (c·μ + Σ z_i) / (c + n).
+            new = (self.counts[:, None] * self.centroids + sums) / (self.counts + n)[:, None]
+            self.centroids[hit] = new[hit]
+            self.counts += n
+        else:
+            # Public BRB code: counts never grow, so each point moves its centroid by a fixed
+            # η = 1/(count_init + 1); n sequential steps towards points with mean m give
+            # μ ← (1−η)^n μ + (1 − (1−η)^n) m (exact when the points coincide).
+            eta = 1.0 / (float(self.config.dcn_count_init) + 1.0)
+            keep = (1.0 - eta) ** n
+            mean = sums / n.clamp_min(1)[:, None]
+            new = keep[:, None] * self.centroids + (1 - keep)[:, None] * mean
+            self.centroids[hit] = new[hit]
+
+    def reset_momentum(self, optimizer, steps: bool = False):
+        """DCN's centroids are not optimised by Adam; their 'momentum' is the running count."""
+        self.counts.fill_(float(self.config.dcn_count_init))
+
+
+ALGORITHMS: dict[str, type[CentroidObjective]] = {"dec": DEC, "idec": IDEC, "dcn": DCN}

@@ -1,0 +1,254 @@
+"""The one training loop shared by every centroid-based algorithm, with BRB hooks.
+
+Per epoch: (BRB at the start of epochs T, 2T, ...) → mini-batches drawn by index from the
+device-resident dataset → loss = cluster_weight · clustering loss + reconstruction_weight · MSE →
+evaluation of the whole dataset (labels are used only here) → one history row.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from brb.cluster.brb_ops import recluster, soft_reset, subsample_indices
+from brb.cluster.losses import ALGORITHMS, CentroidObjective
+from brb.config import Config
+from brb.data.augment import RandomAffine
+from brb.data.prepared import PreparedData
+from brb.data.tensors import DeviceData
+from brb.metrics import cluster_change, clustering_metrics
+from brb.models import build_model
+from brb.runtime import Progress, setup_run
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss, an impossible cluster count); the message says where."""
+
+
+@torch.inference_mode()
+def embed(model: nn.Module, data: DeviceData, batch_size: int = 4096) -> torch.Tensor:
+    """Embedding of the whole dataset in eval mode, in large batches."""
+    was_training = model.training
+    model.eval()
+    z = torch.cat([model.encode(x) for x in data.iter_batches(batch_size)])
+    model.train(was_training)
+    return z
+
+
+def make_augmenter(config: Config, data: DeviceData, device: torch.device) -> Optional[RandomAffine]:
+    if not data.is_image:
+        return None
+    gen = torch.Generator(device=device)
+    gen.manual_seed(config.run.seed + 7919)
+    a = config.augment
+    return RandomAffine(a.degrees, a.translate, a.shear, generator=gen)
+
+
+def new_model(config: Config, data: DeviceData, n_clusters: int) -> nn.Module:
+    m = config.model
+    return build_model(
+        m.arch,
+        input_shape=data.sample_shape,
+        embedding_dim=m.embedding_dim or n_clusters,
+        hidden=m.hidden,
+        batch_norm=m.batch_norm,
+    )
+
+
+def check_finite(value: torch.Tensor, term: str, epoch: int) -> None:
+    if not torch.isfinite(value).all():
+        raise TrainingError(
+            f"non-finite {term} loss ({value.item()}) at epoch {epoch}; lower the learning rate or check the "
+            "input data. Nothing was written for this run."
+        )
+
+
+@dataclass
+class ClusterResult:
+    labels: np.ndarray
+    centroids: np.ndarray
+    history: pd.DataFrame
+    metrics: dict
+    model: nn.Module
+    objective: CentroidObjective
+    extra: dict = field(default_factory=dict)
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    perm = torch.randperm(n, generator=generator)
+    parts = list(perm.split(batch_size))
+    if len(parts) > 1 and len(parts[-1]) < 2:  # BatchNorm cannot train on a single sample
+        parts[-2] = torch.cat([parts[-2], parts.pop()])
+    return parts
+
+
+class ClusterTrainer:
+    """Deep clustering of one dataset with one algorithm; BRB parts switched by ``config.brb``."""
+
+    def __init__(self, config: Config, data: PreparedData | DeviceData, model: Optional[nn.Module] = None):
+        self.config = config
+        self.device = setup_run(config.run)
+        if isinstance(data, PreparedData):
+            data = DeviceData(data, self.device, config.data.normalize, config.data.resize)
+        self.data = data
+        c = config.cluster
+        self.n_clusters = c.n_clusters or data.n_classes
+        if self.n_clusters > len(data):
+            raise TrainingError(f"cluster.n_clusters={self.n_clusters} exceeds the number of samples ({len(data)})")
+        self.model = (model or new_model(config, data, self.n_clusters)).to(self.device)
+        self.weights = c.resolved_weights()
+        self.cpu_gen = torch.Generator().manual_seed(config.run.seed)
+        self.augmenter = make_augmenter(config, data, self.device) if c.augment else None
+        self.parts = config.brb.parts()
+
+        z = embed(self.model, data, c.eval_batch_size)
+        init = recluster(z.cpu().numpy(), self.n_clusters, "kmeans", config.run.seed, c.kmeans_n_init)
+        self.objective = ALGORITHMS[c.algorithm](c, torch.from_numpy(init)).to(self.device)
+        params = [{"params": list(self.model.parameters()), "name": "network"}]
+        if self.objective.learned_centroids:
+            params.append({"params": [self.objective.centroids], "name": "centroids"})
+        self.optimizer = torch.optim.Adam(params, lr=c.lr)
+        self.history: list[dict] = []
+        self.labels = self.objective.predict(z).cpu().numpy()
+        self._record(0, self.labels, z, losses={}, fired=False)
+
+    # --- BRB -------------------------------------------------------------------------------------
+    def brb_due(self, epoch: int) -> bool:
+        return epoch > 0 and epoch % self.config.brb.interval == 0 and any(self.parts.values())
+
+    def apply_brb(self, epoch: int) -> None:
+        b = self.config.brb
+        if self.parts["soft_reset"]:
+            soft_reset(self.model.reset_layers(include_embedding=b.reset_embedding), b.alpha)
+        if self.parts["recluster"]:
+            idx = subsample_indices(len(self.data), b.subsample, self.config.run.seed * 100003 + epoch)
+            sub = DeviceSubset(self.data, idx)
+            z = embed(self.model, sub, self.config.cluster.eval_batch_size).cpu().numpy()
+            centers = recluster(z, self.n_clusters, b.recluster_method, self.config.run.seed + epoch, b.kmeans_n_init)
+            self.objective.set_centroids(torch.from_numpy(centers))
+        if self.parts["momentum_reset"]:
+            self.objective.reset_momentum(self.optimizer, steps=b.reset_momentum_steps)
+
+    # --- one epoch -------------------------------------------------------------------------------
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        c = self.config.cluster
+        self.model.train()
+        target_full = None
+        if c.target == "dataset" and self.weights["cluster_weight"] > 0:
+            target_full = self.objective.full_target(embed(self.model, self.data, c.eval_batch_size))
+        sums = {"loss": 0.0, "loss_cluster": 0.0, "loss_reconstruction": 0.0}
+        n_batches = 0
+        for idx in _batches(len(self.data), c.batch_size, self.cpu_gen):
+            idx = idx.to(self.device)
+            x = self.data.batch(idx)
+            x_aug = self.data.batch(idx, self.augmenter) if self.augmenter is not None else None
+            if x_aug is not None:
+                z_both, rec_both = self.model(torch.cat([x, x_aug]))
+                z, z_aug = z_both.split(len(x))
+                rec, rec_aug = rec_both.split(len(x))
+            else:
+                z, rec = self.model(x)
+                z_aug = rec_aug = None
+            target = target_full[idx] if target_full is not None else None
+            loss_c = self.objective.loss(z, z_aug, target)
+            check_finite(loss_c, "clustering", epoch)
+            loss = self.weights["cluster_weight"] * loss_c
+            loss_r = torch.zeros((), device=self.device)
+            if self.weights["reconstruction_weight"] > 0:
+                loss_r = F.mse_loss(rec, x.reshape(len(x), -1))
+                if rec_aug is not None:
+                    loss_r = 0.5 * (loss_r + F.mse_loss(rec_aug, x_aug.reshape(len(x), -1)))
+                check_finite(loss_r, "reconstruction", epoch)
+                loss = loss + self.weights["reconstruction_weight"] * loss_r
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.objective.after_step(z.detach())
+            sums["loss"] += float(loss.detach())
+            sums["loss_cluster"] += float(loss_c.detach())
+            sums["loss_reconstruction"] += float(loss_r.detach())
+            n_batches += 1
+        return {k: v / max(n_batches, 1) for k, v in sums.items()}
+
+    def _record(self, epoch: int, labels: np.ndarray, z: torch.Tensor, losses: dict, fired: bool) -> dict:
+        previous = self.history[-1]["labels"] if self.history else labels
+        n_used = len(np.unique(labels))
+        row = {
+            "epoch": epoch,
+            "loss": losses.get("loss", np.nan),
+            "loss_cluster": losses.get("loss_cluster", np.nan),
+            "loss_reconstruction": losses.get("loss_reconstruction", np.nan),
+            **clustering_metrics(self.data.y, labels),
+            "cluster_change": cluster_change(previous, labels),
+            "brb": fired,
+            "n_empty_clusters": self.n_clusters - n_used,
+            "time_s": time.perf_counter(),
+            "labels": labels,
+        }
+        self.history.append(row)
+        return row
+
+    def fit(self, progress: bool = True) -> ClusterResult:
+        c = self.config.cluster
+        start = time.perf_counter()
+        label = f"{c.algorithm}/{self.config.brb.variant} seed {self.config.run.seed}"
+        bar = Progress(label, c.epochs, enabled=progress)
+        for epoch in range(c.epochs):
+            fired = self.brb_due(epoch)
+            if fired:
+                self.apply_brb(epoch)
+            losses = self.train_epoch(epoch)
+            z = embed(self.model, self.data, c.eval_batch_size)
+            self.labels = self.objective.predict(z).cpu().numpy()
+            row = self._record(epoch + 1, self.labels, z, losses, fired)
+            bar.update(epoch + 1, loss=row["loss"], acc=row["acc"], brb=int(fired))
+        wall = time.perf_counter() - start
+        history = pd.DataFrame([{k: v for k, v in r.items() if k != "labels"} for r in self.history])
+        history["time_s"] = history["time_s"] - history["time_s"].iloc[0]
+        final = clustering_metrics(self.data.y, self.labels)
+        metrics = {
+            **final,
+            "n_clusters": self.n_clusters,
+            "n_nonempty_clusters": int(len(np.unique(self.labels))),
+            "epochs": c.epochs,
+            "brb_epochs": [int(r["epoch"]) - 1 for r in self.history if r["brb"]],
+            "wall_time_s": wall,
+            "initial_acc": float(self.history[0]["acc"]),
+        }
+        return ClusterResult(
+            labels=self.labels,
+            centroids=self.objective.centroids.detach().cpu().numpy(),
+            history=history,
+            metrics=metrics,
+            model=self.model,
+            objective=self.objective,
+        )
+
+
+class DeviceSubset:
+    """A view of some rows of a :class:`DeviceData` (for embedding a reclustering subsample)."""
+
+    def __init__(self, data: DeviceData, index: np.ndarray):
+        self.data = data
+        self.index = torch.as_tensor(index, device=data.device)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def iter_batches(self, batch_size: int):
+        for part in self.index.split(batch_size):
+            yield self.data.batch(part)
+
+
+def run_clustering(
+    config: Config, data: PreparedData, model: Optional[nn.Module] = None, progress: bool = True
+) -> ClusterResult:
+    """Python API: cluster ``data`` as ``config`` says, starting from ``model`` (e.g. a pretrained autoencoder)."""
+    return ClusterTrainer(config, data, model).fit(progress=progress)

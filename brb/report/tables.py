@@ -1,0 +1,462 @@
+"""Result tables: per-cell mean ± std over seeds, the paper-style ACC grid, and ours-vs-paper.
+
+Every builder takes the runs table of :func:`brb.report.aggregate.collect_runs` (scores as
+fractions) and reports percent. Each returned DataFrame keeps the numbers as numeric columns (for
+the CSV and for checks) and adds formatted "mean ± std" text columns; ``df.attrs["display_columns"]``
+names the columns that the Markdown and LaTeX versions show. :func:`write_tables` writes any of them
+as ``<stem>.md``, ``<stem>.csv`` and ``<stem>.tex`` (the LaTeX is formatted here, booktabs style, so
+no jinja2 is needed).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from brb.io import write_text
+
+METRICS = ("acc", "nmi", "ari", "purity")
+METRIC_LABELS = {"acc": "ACC", "nmi": "NMI", "ari": "ARI", "purity": "Purity", "silhouette": "Silhouette"}
+GROUP_KEYS = ("dataset", "arch", "algorithm", "variant")
+
+#: Display order; names not listed come after these, alphabetically.
+DATASET_ORDER = ("mnist", "fmnist", "kmnist", "usps", "optdigits", "gtsrb", "digits", "cifar10", "cifar100-20")
+ALGORITHM_ORDER = ("dec", "idec", "dcn")
+VARIANT_ORDER = ("baseline", "brb", "reset", "recluster")
+
+PLUS_MINUS = "±"
+MISSING = "–"
+MARK_OK = "✓"
+MARK_OFF = "✗"
+
+# Dataset names as the references spell them -> join key shared with our names.
+_DATASET_ALIASES = {
+    "fashionmnist": "fmnist",
+    "fmnist": "fmnist",
+    "kuzushijimnist": "kmnist",
+    "kmnist": "kmnist",
+    "mnist": "mnist",
+    "usps": "usps",
+    "optdigits": "optdigits",
+    "uciopticaldigits": "optdigits",
+    "gtsrb": "gtsrb",
+    "cifar10": "cifar10",
+    "cifar10020": "cifar100-20",
+    "cifar20": "cifar100-20",
+    "cifar100superclasses": "cifar100-20",
+}
+
+
+def canonical_dataset(name: str) -> str:
+    """Join key for dataset names: case, '-', '_' and spaces ignored; known aliases folded.
+
+    ``"Fashion-MNIST"`` -> ``"fmnist"``, ``"CIFAR100_20"`` -> ``"cifar100-20"``; unknown names
+    are returned lower-cased with separators removed. ``digits`` (scikit-learn's small set) is
+    deliberately *not* folded into ``optdigits``.
+    """
+    key = re.sub(r"[^0-9a-z]", "", str(name).lower())
+    return _DATASET_ALIASES.get(key, key)
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def format_mean_std(mean: float, std: float, decimals: int = 2) -> str:
+    """``"93.55 ± 1.95"``; only the mean when std is undefined (one seed); ``"–"`` when no mean."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)) or pd.isna(mean):
+        return MISSING
+    if std is None or pd.isna(std):
+        return f"{mean:.{decimals}f}"
+    return f"{mean:.{decimals}f} {PLUS_MINUS} {std:.{decimals}f}"
+
+
+def _rank(order: Sequence[str]):
+    index = {v: i for i, v in enumerate(order)}
+
+    def key(series: pd.Series) -> pd.Series:
+        return series.map(lambda v: (index.get(v, len(index)), str(v)))
+
+    return key
+
+
+_SORTERS = {
+    "dataset": _rank(DATASET_ORDER),
+    "algorithm": _rank(ALGORITHM_ORDER),
+    "variant": _rank(VARIANT_ORDER),
+}
+
+
+def sort_cells(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """Sort rows by ``keys`` in display order (datasets, algorithms, variants as in the paper)."""
+    keys = [k for k in keys if k in df.columns]
+    if not keys or df.empty:
+        return df.reset_index(drop=True)
+
+    def key_fn(series: pd.Series) -> pd.Series:
+        sorter = _SORTERS.get(series.name)
+        if sorter is not None:
+            return sorter(series)
+        return series
+
+    return df.sort_values(keys, key=key_fn, kind="stable").reset_index(drop=True)
+
+
+def _check_runs(df: pd.DataFrame, needed: Iterable[str]) -> None:
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise ValueError(f"runs table lacks column(s) {', '.join(missing)}")
+
+
+def _aggregate(df: pd.DataFrame, by: Sequence[str], metrics: Sequence[str], ddof: int) -> pd.DataFrame:
+    """Per group: n_runs, n_seeds and <metric>_mean / <metric>_std in percent."""
+    by = list(by)
+    _check_runs(df, [*by, "seed", *metrics])
+    if df.empty:
+        cols = [*by, "n_runs", "n_seeds", *(f"{m}_{s}" for m in metrics for s in ("mean", "std"))]
+        return pd.DataFrame(columns=cols)
+    grouped = df.groupby(by, sort=False, dropna=False)
+    out = grouped.agg(n_runs=("seed", "size"), n_seeds=("seed", "nunique"))
+    for m in metrics:
+        values = df[m].astype(float) * 100.0
+        g = values.groupby([df[k] for k in by], sort=False, dropna=False)
+        out[f"{m}_mean"] = g.mean()
+        out[f"{m}_std"] = g.std(ddof=ddof)
+    out = out.reset_index()
+    dup = out[out["n_runs"] != out["n_seeds"]]
+    if not dup.empty:
+        cells = ", ".join("/".join(str(r[k]) for k in by) for _, r in dup.head(5).iterrows())
+        warnings.warn(
+            f"{len(dup)} cell(s) hold several runs with the same seed (e.g. {cells}); "
+            "they are averaged together; add the distinguishing config column to `by`",
+            stacklevel=3,
+        )
+    return sort_cells(out, by)
+
+
+def summary_table(
+    df: pd.DataFrame,
+    *,
+    by: Sequence[str] = GROUP_KEYS,
+    metrics: Sequence[str] = METRICS,
+    decimals: int = 2,
+    ddof: int = 1,
+) -> pd.DataFrame:
+    """Mean ± std over seeds per (dataset, arch, algorithm, variant), in percent.
+
+    Columns: the ``by`` keys, ``n_runs``, ``n_seeds``, ``<m>_mean``, ``<m>_std`` (numeric, percent,
+    sample std with ``ddof``) and one formatted column per metric labelled ``ACC``/``NMI``/``ARI``/
+    ``Purity`` (``"93.55 ± 1.95"``). Metrics absent from ``df`` are skipped.
+    """
+    metrics = [m for m in metrics if m in df.columns]
+    out = _aggregate(df, by, metrics, ddof)
+    labels = []
+    for m in metrics:
+        label = METRIC_LABELS.get(m, m)
+        out[label] = [format_mean_std(a, b, decimals) for a, b in zip(out[f"{m}_mean"], out[f"{m}_std"])]
+        labels.append(label)
+    out.attrs["display_columns"] = [*by, "n_seeds", *labels]
+    return out
+
+
+def paper_style_table(
+    df: pd.DataFrame,
+    *,
+    metric: str = "acc",
+    decimals: int = 2,
+    ddof: int = 1,
+    datasets: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Wide table like the paper's: one row per algorithm + variant, one column per dataset.
+
+    Cells are ``"mean ± std"`` of ``metric`` in percent (empty where a cell has no runs). When the
+    runs span several architectures, ``arch`` becomes part of the row key.
+    """
+    keys = ["algorithm", "variant"]
+    if "arch" in df.columns and df["arch"].nunique() > 1:
+        keys = ["arch", *keys]
+    agg = _aggregate(df, ["dataset", *keys], [metric], ddof)
+    agg["cell"] = [format_mean_std(a, b, decimals) for a, b in zip(agg[f"{metric}_mean"], agg[f"{metric}_std"])]
+    if datasets is None:
+        datasets = list(sort_cells(pd.DataFrame({"dataset": agg["dataset"].unique()}), ["dataset"])["dataset"])
+    rows = sort_cells(agg[keys].drop_duplicates(), keys)
+    wide = agg.pivot(index=keys, columns="dataset", values="cell")
+    wide = wide.reindex(columns=list(datasets)).reindex(pd.MultiIndex.from_frame(rows))
+    wide = wide.fillna("").reset_index()
+    wide.columns.name = None
+    wide.attrs["display_columns"] = list(wide.columns)
+    wide.attrs["metric"] = metric
+    return wide
+
+
+# ----------------------------------------------------------------------------- references
+
+
+def read_reference_ae(reference_csv: str | os.PathLike, block: str | None = "main") -> pd.DataFrame:
+    """The paper's autoencoder ACC table (``brb_paper_ae_acc.csv``), one block or all (``None``).
+
+    Columns: block, algorithm, variant, dataset (canonical names), acc_mean, acc_std (percent).
+    """
+    ref = pd.read_csv(reference_csv, comment="#", skipinitialspace=True)
+    needed = ["block", "algorithm", "variant", "dataset", "acc_mean", "acc_std"]
+    missing = [c for c in needed if c not in ref.columns]
+    if missing:
+        raise ValueError(f"{reference_csv}: missing column(s) {', '.join(missing)}")
+    ref = ref[needed].copy()
+    for col in ("block", "algorithm", "variant"):
+        ref[col] = ref[col].astype(str).str.strip().str.lower()
+    ref["dataset"] = ref["dataset"].map(canonical_dataset)
+    ref["acc_mean"] = pd.to_numeric(ref["acc_mean"], errors="coerce")
+    ref["acc_std"] = pd.to_numeric(ref["acc_std"], errors="coerce")
+    if block is not None:
+        blocks = set(ref["block"])
+        if block not in blocks:
+            raise ValueError(f"{reference_csv}: no block {block!r} (blocks: {', '.join(sorted(blocks))})")
+        ref = ref[ref["block"] == block]
+    return ref.reset_index(drop=True)
+
+
+def read_reference_contrastive(reference_csv: str | os.PathLike) -> pd.DataFrame:
+    """The paper's contrastive table (``brb_paper_contrastive.csv``): method, variant, dataset, acc, nmi, ari (%).
+
+    ``"-"`` (not reported) becomes NaN; dataset names are canonical.
+    """
+    ref = pd.read_csv(reference_csv, comment="#", na_values=["-"], skipinitialspace=True)
+    needed = ["method", "variant", "dataset", "acc", "nmi", "ari"]
+    missing = [c for c in needed if c not in ref.columns]
+    if missing:
+        raise ValueError(f"{reference_csv}: missing column(s) {', '.join(missing)}")
+    ref = ref[needed].copy()
+    for col in ("method", "variant"):
+        ref[col] = ref[col].astype(str).str.strip().str.lower()
+    ref["dataset"] = ref["dataset"].map(canonical_dataset)
+    for m in ("acc", "nmi", "ari"):
+        ref[m] = pd.to_numeric(ref[m], errors="coerce")
+    return ref.reset_index(drop=True)
+
+
+def paper_vs_ours(
+    df: pd.DataFrame,
+    reference_csv: str | os.PathLike,
+    block: str = "main",
+    *,
+    threshold: float = 2.0,
+    decimals: int = 2,
+    ddof: int = 1,
+) -> pd.DataFrame:
+    """Compare our ACC with the paper's for every (algorithm, variant, dataset) present in both.
+
+    Columns: algorithm, variant, dataset, arch, paper_mean, paper_std, ours_mean, ours_std,
+    n_seeds, diff (ours - paper, percentage points), diff_std (diff in units of the paper's std),
+    mark (``"✗"`` when |diff_std| > ``threshold``, ``"✓"`` otherwise, ``""`` when the paper's std is
+    0 or missing), and formatted ``Paper`` / ``Ours`` / ``Δ (σ)`` columns. Datasets the paper does
+    not report (e.g. ``digits``) are simply absent.
+    """
+    ref = read_reference_ae(reference_csv, block=block)
+    ours = _aggregate(df, GROUP_KEYS, ["acc"], ddof)
+    ours["_key"] = ours["dataset"].map(canonical_dataset)
+    ours["_alg"] = ours["algorithm"].astype(str).str.lower()
+    ours["_var"] = ours["variant"].astype(str).str.lower()
+    ref = ref.rename(
+        columns={
+            "dataset": "_key",
+            "algorithm": "_alg",
+            "variant": "_var",
+            "acc_mean": "paper_mean",
+            "acc_std": "paper_std",
+        }
+    )
+    merged = ours.merge(ref, on=["_key", "_alg", "_var"], how="inner")
+    out = pd.DataFrame(
+        {
+            "algorithm": merged["algorithm"],
+            "variant": merged["variant"],
+            "dataset": merged["dataset"],
+            "arch": merged["arch"],
+            "paper_mean": merged["paper_mean"].astype(float),
+            "paper_std": merged["paper_std"].astype(float),
+            "ours_mean": merged["acc_mean"].astype(float),
+            "ours_std": merged["acc_std"].astype(float),
+            "n_seeds": merged["n_seeds"],
+        }
+    )
+    out["diff"] = out["ours_mean"] - out["paper_mean"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = out["diff"] / out["paper_std"].where(out["paper_std"] > 0)
+    out["diff_std"] = z
+    out["mark"] = [("" if pd.isna(v) else (MARK_OFF if abs(v) > threshold else MARK_OK)) for v in z]
+    out["Paper"] = [format_mean_std(a, b, decimals) for a, b in zip(out["paper_mean"], out["paper_std"])]
+    out["Ours"] = [format_mean_std(a, b, decimals) for a, b in zip(out["ours_mean"], out["ours_std"])]
+    out["Δ (σ)"] = [MISSING if pd.isna(v) else f"{v:+.{decimals}f}" for v in z]
+    out = sort_cells(out, ["arch", "algorithm", "variant", "dataset"])
+    show_arch = out["arch"].nunique() > 1
+    out.attrs["display_columns"] = [
+        *(["arch"] if show_arch else []),
+        "algorithm",
+        "variant",
+        "dataset",
+        "Paper",
+        "Ours",
+        "n_seeds",
+        "Δ (σ)",
+        "mark",
+    ]
+    out.attrs["threshold"] = threshold
+    return out
+
+
+def contrastive_vs_ours(
+    df: pd.DataFrame,
+    reference_csv: str | os.PathLike,
+    *,
+    metrics: Sequence[str] = ("acc", "nmi", "ari"),
+    decimals: int = 2,
+    ddof: int = 1,
+) -> pd.DataFrame:
+    """Ours (mean ± std) next to the paper's contrastive numbers (no std published).
+
+    Rows: (algorithm, variant, dataset) present in both. Columns ``paper_<m>``, ``ours_<m>_mean``,
+    ``ours_<m>_std``, ``diff_<m>`` (percentage points) and formatted ``<M> paper`` / ``<M> ours``.
+    """
+    ref = read_reference_contrastive(reference_csv)
+    metrics = [m for m in metrics if m in df.columns]
+    ours = _aggregate(df, GROUP_KEYS, metrics, ddof)
+    ours["_key"] = ours["dataset"].map(canonical_dataset)
+    ours["_alg"] = ours["algorithm"].astype(str).str.lower()
+    ours["_var"] = ours["variant"].astype(str).str.lower()
+    ref = ref.rename(columns={"dataset": "_key", "method": "_alg", "variant": "_var"})
+    ref = ref.rename(columns={m: f"paper_{m}" for m in ("acc", "nmi", "ari")})
+    merged = ours.merge(ref, on=["_key", "_alg", "_var"], how="inner")
+    out = merged[["algorithm", "variant", "dataset", "arch", "n_seeds"]].copy()
+    display = ["algorithm", "variant", "dataset", "n_seeds"]
+    for m in metrics:
+        label = METRIC_LABELS.get(m, m)
+        paper = merged[f"paper_{m}"] if f"paper_{m}" in merged else pd.Series(np.nan, index=merged.index)
+        out[f"paper_{m}"] = paper
+        out[f"ours_{m}_mean"] = merged[f"{m}_mean"]
+        out[f"ours_{m}_std"] = merged[f"{m}_std"]
+        out[f"diff_{m}"] = merged[f"{m}_mean"] - paper
+        out[f"{label} paper"] = [MISSING if pd.isna(v) else f"{v:.{decimals}f}" for v in paper]
+        out[f"{label} ours"] = [format_mean_std(a, b, decimals) for a, b in zip(merged[f"{m}_mean"], merged[f"{m}_std"])]
+        display += [f"{label} paper", f"{label} ours"]
+    out = sort_cells(out, ["arch", "algorithm", "variant", "dataset"])
+    out.attrs["display_columns"] = display
+    return out
+
+
+# ----------------------------------------------------------------------------- writers
+
+
+def _display_frame(table: pd.DataFrame, columns: Sequence[str] | None) -> pd.DataFrame:
+    if columns is None:
+        columns = table.attrs.get("display_columns") or list(table.columns)
+    return table[list(columns)]
+
+
+def _cell_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        return f"{value:g}"
+    try:
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def to_markdown(table: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
+    """GitHub-flavoured Markdown pipe table (numbers right-aligned)."""
+    shown = _display_frame(table, columns)
+    header = [str(c) for c in shown.columns]
+    rows = [[_cell_text(v).replace("|", r"\|") for v in row] for row in shown.itertuples(index=False)]
+    numeric = [pd.api.types.is_numeric_dtype(shown[c]) for c in shown.columns]
+    align = ["---:" if n else ":---" for n in numeric]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+_LATEX_UNICODE = {
+    PLUS_MINUS: r"$\pm$",
+    MARK_OK: r"$\surd$",
+    MARK_OFF: r"$\times$",
+    MISSING: "--",
+    "Δ": r"$\Delta$",
+    "σ": r"$\sigma$",
+}
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX specials and turn ± ✓ ✗ – Δ σ into math-mode macros."""
+    out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    for uni, tex in _LATEX_UNICODE.items():
+        out = out.replace(uni, tex)
+    return out
+
+
+def to_latex(
+    table: pd.DataFrame,
+    columns: Sequence[str] | None = None,
+    *,
+    caption: str | None = None,
+    label: str | None = None,
+) -> str:
+    """A booktabs ``table`` environment (needs ``\\usepackage{booktabs}``); no jinja2 involved."""
+    shown = _display_frame(table, columns)
+    spec = "".join("r" if pd.api.types.is_numeric_dtype(shown[c]) else "l" for c in shown.columns)
+    lines = [r"\begin{table}[ht]", r"\centering"]
+    if caption:
+        lines.append(rf"\caption{{{latex_escape(caption)}}}")
+    if label:
+        lines.append(rf"\label{{{label}}}")
+    lines += [rf"\begin{{tabular}}{{{spec}}}", r"\toprule"]
+    lines.append(" & ".join(latex_escape(c) for c in shown.columns) + r" \\")
+    lines.append(r"\midrule")
+    for row in shown.itertuples(index=False):
+        lines.append(" & ".join(latex_escape(_cell_text(v)) for v in row) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(
+    table: pd.DataFrame,
+    out_dir: str | os.PathLike,
+    stem: str,
+    *,
+    columns: Sequence[str] | None = None,
+    caption: str | None = None,
+    label: str | None = None,
+) -> dict[str, Path]:
+    """Write ``table`` as ``<stem>.md``, ``<stem>.csv`` and ``<stem>.tex`` in ``out_dir`` (atomically).
+
+    The CSV holds every column (numeric and formatted); Markdown and LaTeX show ``columns``
+    (default: ``table.attrs["display_columns"]``, else all). Returns ``{"md": path, ...}``.
+    """
+    out_dir = Path(out_dir)
+    paths = {ext: out_dir / f"{stem}.{ext}" for ext in ("md", "csv", "tex")}
+    write_text(paths["md"], to_markdown(table, columns))
+    write_text(paths["csv"], table.to_csv(index=False))
+    write_text(paths["tex"], to_latex(table, columns, caption=caption, label=label or f"tab:{stem}"))
+    return paths

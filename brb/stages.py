@@ -1,0 +1,191 @@
+"""File-level stages: what each console-script subcommand (and so each workflow rule) reads and writes.
+
+Every output is written atomically (temporary file + rename), ``metrics.json`` last, so a run directory
+with a ``metrics.json`` is complete.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from brb.config import Config
+from brb.io import atomic_path, write_json
+
+
+def write_parquet(df: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+
+
+def write_npy(array: np.ndarray, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        np.save(tmp, array)
+
+
+def _load_device_data(config: Config, data_path: Path):
+    from brb.data import load_prepared
+    from brb.data.tensors import DeviceData
+    from brb.runtime import setup_run
+
+    prepared = load_prepared(data_path)
+    if prepared.name != config.data.dataset:
+        # the file decides which dataset this is; keep the config truthful in the outputs
+        config.data.dataset = prepared.name
+    device = setup_run(config.run)
+    return DeviceData(prepared, device, config.data.normalize, config.data.resize), device
+
+
+def pretrain_stage(config: Config, data_path: Path, out_dir: Path, progress: bool = True) -> dict[str, Path]:
+    from brb.data import load_prepared
+    from brb.models.checkpoint import save_checkpoint
+    from brb.pretrain import pretrain_autoencoder
+    from brb.runtime import job_environment, resolve_device
+
+    out_dir = Path(out_dir)
+    prepared = load_prepared(data_path)
+    config.data.dataset = prepared.name
+    result = pretrain_autoencoder(config, prepared, progress=progress)
+    env = job_environment(resolve_device(config.run.device))
+    write_json(out_dir / "job_env.json", env)
+    write_parquet(result.history, out_dir / "history.parquet")
+    save_checkpoint(
+        out_dir / "model.pt",
+        result.model,
+        config.model.arch,
+        config=config.to_dict(),
+        wall_time_s=result.wall_time_s,
+        final_loss=float(result.history["loss"].iloc[-1]) if len(result.history) else None,
+    )
+    return {"checkpoint": out_dir / "model.pt", "history": out_dir / "history.parquet"}
+
+
+def cluster_stage(
+    config: Config, data_path: Path, out_dir: Path, pretrained: Optional[Path] = None, progress: bool = True
+) -> dict[str, Path]:
+    from brb.cluster.trainer import ClusterTrainer
+    from brb.models.checkpoint import load_model, save_checkpoint
+    from brb.runtime import job_environment
+
+    out_dir = Path(out_dir)
+    data, device = _load_device_data(config, data_path)
+    model, arch = None, config.model.arch
+    if pretrained is not None:
+        model, payload = load_model(pretrained, input_shape=data.sample_shape)
+        arch = payload["arch"]
+    env = job_environment(device)
+    trainer = ClusterTrainer(config, data, model)
+    result = trainer.fit(progress=progress)
+    write_json(out_dir / "job_env.json", env)
+    write_parquet(result.history, out_dir / "history.parquet")
+    write_npy(result.labels.astype(np.int64), out_dir / "labels.npy")
+    save_checkpoint(out_dir / "model.pt", result.model, arch, centroids=result.centroids, config=config.to_dict())
+    metrics = {
+        "dataset": config.data.dataset,
+        "arch": arch,
+        "algorithm": config.cluster.algorithm,
+        "variant": config.brb.variant,
+        "seed": config.run.seed,
+        "pretrained": str(pretrained) if pretrained else None,
+        **result.metrics,
+        "environment": env,
+        "config": config.to_dict(),
+    }
+    write_json(out_dir / "metrics.json", metrics)
+    return {"run directory": out_dir, "metrics": out_dir / "metrics.json"}
+
+
+def kmeans_stage(config: Config, data_path: Path, out_dir: Path, pretrained: Optional[Path] = None) -> dict[str, Path]:
+    """k-means on raw (normalised) inputs or on a pretrained embedding: the baselines of the tables."""
+    from sklearn.cluster import KMeans
+
+    from brb.cluster.trainer import embed
+    from brb.metrics import clustering_metrics
+    from brb.models.checkpoint import load_model
+
+    out_dir = Path(out_dir)
+    start = time.perf_counter()
+    data, device = _load_device_data(config, data_path)
+    if pretrained is not None:
+        model, _ = load_model(pretrained, input_shape=data.sample_shape)
+        features = embed(model.to(device), data, config.cluster.eval_batch_size).cpu().numpy()
+    else:
+        features = np.concatenate([b.reshape(len(b), -1).cpu().numpy() for b in data.iter_batches(8192)])
+    k = config.cluster.n_clusters or data.n_classes
+    km = KMeans(n_clusters=k, n_init=config.cluster.kmeans_n_init, random_state=config.run.seed).fit(features)
+    labels = km.labels_.astype(np.int64)
+    write_npy(labels, out_dir / "labels.npy")
+    metrics = {
+        "dataset": config.data.dataset,
+        "arch": "pixels" if pretrained is None else "mlp",
+        "algorithm": "kmeans",
+        "variant": "pretrained" if pretrained is not None else "pixels",
+        "seed": config.run.seed,
+        "pretrained": str(pretrained) if pretrained else None,
+        **clustering_metrics(data.y, labels),
+        "n_clusters": k,
+        "n_nonempty_clusters": int(len(np.unique(labels))),
+        "epochs": 0,
+        "wall_time_s": time.perf_counter() - start,
+        "config": config.to_dict(),
+    }
+    write_json(out_dir / "metrics.json", metrics)
+    return {"run directory": out_dir, "metrics": out_dir / "metrics.json"}
+
+
+def evaluate_stage(run_dir: Path, data_path: Path, silhouette: bool = False) -> dict[str, Path]:
+    """Metrics recomputed from ``labels.npy`` against the data's labels (cheap; silhouette opt-in)."""
+    from brb.data import DataFileError, load_prepared
+    from brb.metrics import clustering_metrics
+
+    run_dir = Path(run_dir)
+    labels_path = run_dir / "labels.npy"
+    if not labels_path.is_file():
+        raise DataFileError(f"labels not found: {labels_path} (expected the output of `brb cluster`)")
+    try:
+        labels = np.load(labels_path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise DataFileError(f"labels file {labels_path} is corrupt or truncated: {err}") from None
+    data = load_prepared(data_path)
+    if labels.shape != data.y.shape:
+        raise DataFileError(f"{labels_path} has {labels.shape} labels but {data_path} has {data.y.shape} samples")
+    start = time.perf_counter()
+    result = clustering_metrics(data.y, labels)
+    sizes = np.bincount(labels)
+    result.update(cluster_sizes=sizes.tolist(), n_nonempty_clusters=int((sizes > 0).sum()))
+    if silhouette:
+        from sklearn.metrics import silhouette_score
+
+        x = data.x.reshape(len(data.x), -1).astype(np.float32)
+        result["silhouette"] = float(silhouette_score(x, labels, sample_size=min(len(x), 10000), random_state=0))
+    result["evaluation_time_s"] = time.perf_counter() - start
+    write_json(run_dir / "evaluation.json", result)
+    return {"evaluation": run_dir / "evaluation.json"}
+
+
+def tables_stage(metrics: Path, out_dir: Path, reference: Optional[Path] = None, block: str = "main") -> dict:
+    """summary and paper_style tables (md, csv, tex); paper_vs_ours when a reference CSV is given."""
+    from brb.report import tables
+
+    df = pd.read_parquet(metrics)
+    out_dir = Path(out_dir)
+    written = {}
+    for stem, table in (("summary", tables.summary_table(df)), ("paper_style", tables.paper_style_table(df))):
+        written.update({f"{stem}.{ext}": p for ext, p in tables.write_tables(table, out_dir, stem).items()})
+    if reference is not None:
+        comparison = tables.paper_vs_ours(df, reference, block=block)
+        paths = tables.write_tables(comparison, out_dir, "paper_vs_ours")
+        written.update({f"paper_vs_ours.{ext}": p for ext, p in paths.items()})
+    return written
+
+
+def plots_stage(metrics: Path, out_dir: Path) -> dict:
+    from brb.report import plots
+
+    df = pd.read_parquet(metrics)
+    out_dir = Path(out_dir)
+    return plots.write_standard_plots(df, out_dir)

@@ -1,0 +1,65 @@
+import pytest
+
+from brb.config import ConfigError, load_config, make_config
+
+
+def test_defaults_and_per_algorithm_weights():
+    assert make_config({"cluster": {"algorithm": "dec"}}).cluster.reconstruction_weight == 0.0
+    idec = make_config({"cluster": {"algorithm": "idec"}}).cluster
+    assert (idec.cluster_weight, idec.reconstruction_weight) == (0.1, 1.0)
+    dcn = make_config({"cluster": {"algorithm": "dcn"}}).cluster
+    assert (dcn.cluster_weight, dcn.reconstruction_weight) == (0.025, 1.0)
+    explicit = make_config({"cluster": {"algorithm": "idec", "cluster_weight": 0.5}}).cluster
+    assert explicit.cluster_weight == 0.5
+
+
+def test_variant_parts():
+    assert make_config({"brb": {"variant": "brb"}}).brb.parts() == {
+        "soft_reset": True,
+        "recluster": True,
+        "momentum_reset": True,
+    }
+    assert make_config({"brb": {"variant": "reset"}}).brb.parts()["recluster"] is False
+    assert not any(make_config({}).brb.parts().values())
+
+
+@pytest.mark.parametrize(
+    "values, key",
+    [
+        ({"brb": {"alpha": 1.5}}, "brb.alpha"),
+        ({"brb": {"alpha": -0.1}}, "brb.alpha"),
+        ({"brb": {"interval": 0}}, "brb.interval"),
+        ({"brb": {"variant": "half"}}, "brb.variant"),
+        ({"data": {"dataset": "imagenet"}}, "data.dataset"),
+        ({"cluster": {"algorithm": "spectral"}}, "cluster.algorithm"),
+        ({"cluster": {"epochs": -1}}, "cluster.epochs"),
+        ({"cluster": {"lr": 0}}, "cluster.lr"),
+        ({"cluster": {"epoch": 3}}, "cluster.epoch"),
+        ({"clusterr": {}}, "clusterr"),
+        ({"model": {"hidden": []}}, "model.hidden"),
+        ({"run": {"device": "tpu"}}, "run.device"),
+        ({"cluster": {"batch_size": "many"}}, "cluster.batch_size"),
+    ],
+)
+def test_bad_values_are_named(values, key):
+    with pytest.raises(ConfigError) as err:
+        make_config(values)
+    assert key in str(err.value)
+
+
+def test_unknown_key_lists_known_keys():
+    with pytest.raises(ConfigError, match="known keys here: .*epochs"):
+        make_config({"cluster": {"epoch": 3}})
+
+
+def test_load_config_file_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("cluster:\n  epochs: 7\nbrb:\n  variant: brb\n")
+    cfg = load_config(path, {"cluster": {"algorithm": "dcn"}})
+    assert (cfg.cluster.epochs, cfg.cluster.algorithm, cfg.brb.variant) == (7, "dcn", "brb")
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(bad)

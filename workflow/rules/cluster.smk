@@ -1,0 +1,91 @@
+# Deep clustering runs (algorithm x variant x seed) from the shared pretrained checkpoint, k-means
+# baselines, and the per-run evaluation.
+
+
+def pretrained_input(w):
+    if not config.get("pretrain", True):
+        return []
+    return [f"{pretrain_dir(w.dataset, w.arch, w.seed)}/model.pt"]
+
+
+rule cluster:
+    input:
+        data=f"{RESULTS}/data/{{dataset}}.npz",
+        pretrained=pretrained_input,
+    output:
+        metrics=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}/metrics.json",
+        labels=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}/labels.npy",
+        history=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}/history.parquet",
+        model=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}/model.pt",
+    log:
+        f"{RESULTS}/logs/cluster/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}.log",
+    params:
+        outdir=lambda w: run_dir(w.dataset, w.arch, w.algorithm, w.variant, w.seed),
+        pretrained=lambda w, input: f"--pretrained {input.pretrained}" if input.pretrained else "",
+        flags=lambda w: flags(
+            CLUSTER_SECTIONS,
+            algorithm=w.algorithm,
+            dataset=w.dataset,
+            model={"arch": w.arch},
+            cluster={"algorithm": w.algorithm},
+            brb={"variant": w.variant},
+        ),
+    threads: training_threads("cluster")
+    resources:
+        **training_resources("cluster"),
+    shell:
+        "brb cluster --data {input.data} {params.pretrained} --out {params.outdir} "
+        "--run.seed {wildcards.seed} --run.threads {threads} {params.flags} > {log} 2>&1"
+
+
+rule kmeans_pixels:
+    input:
+        data=f"{RESULTS}/data/{{dataset}}.npz",
+    output:
+        metrics=f"{RESULTS}/runs/{{dataset}}/pixels/kmeans/pixels/seed{{seed}}/metrics.json",
+        labels=f"{RESULTS}/runs/{{dataset}}/pixels/kmeans/pixels/seed{{seed}}/labels.npy",
+    log:
+        f"{RESULTS}/logs/kmeans/{{dataset}}/pixels/seed{{seed}}.log",
+    params:
+        outdir=lambda w: run_dir(w.dataset, "pixels", "kmeans", "pixels", w.seed),
+    threads: training_threads("cluster")
+    shell:
+        "brb kmeans --data {input.data} --out {params.outdir} --run.seed {wildcards.seed} "
+        "--run.threads {threads} > {log} 2>&1"
+
+
+rule kmeans_pretrained:
+    input:
+        data=f"{RESULTS}/data/{{dataset}}.npz",
+        pretrained=f"{RESULTS}/pretrain/{{dataset}}/{{arch}}/seed{{seed}}/model.pt",
+    output:
+        metrics=f"{RESULTS}/runs/{{dataset}}/{{arch}}/kmeans/pretrained/seed{{seed}}/metrics.json",
+        labels=f"{RESULTS}/runs/{{dataset}}/{{arch}}/kmeans/pretrained/seed{{seed}}/labels.npy",
+    log:
+        f"{RESULTS}/logs/kmeans/{{dataset}}/{{arch}}/pretrained/seed{{seed}}.log",
+    params:
+        outdir=lambda w: run_dir(w.dataset, w.arch, "kmeans", "pretrained", w.seed),
+        flags=lambda w: flags(("data",), dataset=w.dataset),
+    threads: training_threads("cluster")
+    shell:
+        "brb kmeans --data {input.data} --pretrained {input.pretrained} --out {params.outdir} "
+        "--run.seed {wildcards.seed} --run.threads {threads} {params.flags} > {log} 2>&1"
+
+
+rule evaluate:
+    input:
+        labels=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}/labels.npy",
+        data=f"{RESULTS}/data/{{dataset}}.npz",
+    output:
+        f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}/evaluation.json",
+    log:
+        f"{RESULTS}/logs/evaluate/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}.log",
+    params:
+        rundir=lambda w: run_dir(w.dataset, w.arch, w.algorithm, w.variant, w.seed),
+        silhouette="--silhouette" if config.get("silhouette", False) else "",
+    wildcard_constraints:
+        algorithm="|".join(CLUSTER_ALGORITHMS + ["kmeans"]),
+        variant="baseline|brb|reset|recluster|pixels|pretrained",
+        arch=r"[a-z0-9\-]+",
+    shell:
+        "brb evaluate --run {params.rundir} --data {input.data} {params.silhouette} > {log} 2>&1"

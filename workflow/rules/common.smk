@@ -1,0 +1,122 @@
+# Helpers shared by the rules: paths, the study's run list, per-rule flags and resources.
+import json
+from pathlib import Path
+
+from brb.config import ConfigError, deep_merge, make_config
+
+RESULTS = config.get("results", "results")
+CLUSTER_ALGORITHMS = ["dec", "idec", "dcn"]
+
+PRETRAIN_SECTIONS = ("data", "model", "augment", "pretrain")
+CLUSTER_SECTIONS = ("data", "model", "augment", "cluster", "brb")
+
+
+wildcard_constraints:
+    dataset=r"[a-z0-9\-]+",
+    arch=r"[a-z0-9\-]+",
+    algorithm="|".join(CLUSTER_ALGORITHMS),
+    variant="baseline|brb|reset|recluster",
+    seed=r"\d+",
+
+
+def settings_for(algorithm=None, dataset=None):
+    """brb configuration sections for one run: study settings < per-dataset < per-algorithm."""
+    merged = dict(config.get("settings", {}))
+    if dataset is not None:
+        merged = deep_merge(merged, config.get("dataset_settings", {}).get(dataset, {}))
+    if algorithm is not None:
+        merged = deep_merge(merged, config.get("algorithm_settings", {}).get(algorithm, {}))
+    return merged
+
+
+def check_settings():
+    """Validate every run's brb settings before any job starts (messages name the key)."""
+    for dataset in config["datasets"]:
+        for algorithm in config["algorithms"]:
+            values = deep_merge(settings_for(algorithm, dataset), {"cluster": {"algorithm": algorithm}})
+            try:
+                make_config(values)
+            except ConfigError as err:
+                raise ValueError(f"config.yaml: settings for {dataset}/{algorithm}: {err}") from None
+
+
+check_settings()
+
+
+def flags(sections, algorithm=None, dataset=None, **extra):
+    """`--section.key value` flags for the console script, values as inline JSON (valid YAML)."""
+    values = deep_merge(settings_for(algorithm, dataset), extra)
+    out = []
+    for section in sections:
+        for key, value in sorted(values.get(section, {}).items()):
+            out.append(f"--{section}.{key} '{json.dumps(value)}'")
+    for key, value in sorted(config.get("run", {}).items()):
+        out.append(f"--run.{key} '{json.dumps(value)}'")
+    return " ".join(out)
+
+
+def data_path(dataset):
+    return f"{RESULTS}/data/{dataset}.npz"
+
+
+def pretrain_dir(dataset, arch, seed):
+    return f"{RESULTS}/pretrain/{dataset}/{arch}/seed{seed}"
+
+
+def run_dir(dataset, arch, algorithm, variant, seed):
+    return f"{RESULTS}/runs/{dataset}/{arch}/{algorithm}/{variant}/seed{seed}"
+
+
+def cluster_runs():
+    arch = config["arch"]
+    return [
+        run_dir(d, arch, a, v, s)
+        for d in config["datasets"]
+        for a in config["algorithms"]
+        for v in config["variants"]
+        for s in config["seeds"]
+    ]
+
+
+def baseline_runs():
+    runs = []
+    for d in config["datasets"]:
+        for s in config["seeds"]:
+            if "pixels" in config.get("baselines", []):
+                runs.append(run_dir(d, "pixels", "kmeans", "pixels", s))
+            if "pretrained" in config.get("baselines", []) and config.get("pretrain", True):
+                runs.append(run_dir(d, config["arch"], "kmeans", "pretrained", s))
+    return runs
+
+
+def all_runs():
+    return cluster_runs() + baseline_runs()
+
+
+def table_outputs():
+    stems = ["summary", "paper_style"] + (["paper_vs_ours"] if config.get("reference") else [])
+    return [f"{RESULTS}/tables/{stem}.{ext}" for stem in stems for ext in ("md", "csv", "tex")]
+
+
+PLOTS = ["learning_curves", "final_acc"]
+
+
+def plot_outputs():
+    return [f"{RESULTS}/plots/{name}.png" for name in PLOTS]
+
+
+def all_outputs():
+    return [f"{RESULTS}/metrics.parquet"] + table_outputs() + plot_outputs()
+
+
+def training_resources(kind):
+    """threads / mem_mb / runtime (minutes) from the config, plus a GPU request when the study asks."""
+    res = dict(config["resources"][kind])
+    res.pop("threads", None)
+    if config.get("gpu", False):
+        res["gpu"] = 1
+    return res
+
+
+def training_threads(kind):
+    return config["resources"][kind].get("threads", 1)

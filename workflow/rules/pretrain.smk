@@ -1,0 +1,22 @@
+# Autoencoder pretraining: one checkpoint per (dataset, arch, seed), reused by every algorithm and variant.
+
+
+rule pretrain:
+    input:
+        data=f"{RESULTS}/data/{{dataset}}.npz",
+    output:
+        model=f"{RESULTS}/pretrain/{{dataset}}/{{arch}}/seed{{seed}}/model.pt",
+        history=f"{RESULTS}/pretrain/{{dataset}}/{{arch}}/seed{{seed}}/history.parquet",
+    log:
+        f"{RESULTS}/logs/pretrain/{{dataset}}/{{arch}}/seed{{seed}}.log",
+    params:
+        outdir=lambda w: pretrain_dir(w.dataset, w.arch, w.seed),
+        flags=lambda w: flags(
+            PRETRAIN_SECTIONS, dataset=w.dataset, model={"arch": w.arch}
+        ),
+    threads: training_threads("pretrain")
+    resources:
+        **training_resources("pretrain"),
+    shell:
+        "brb pretrain --data {input.data} --out {params.outdir} --run.seed {wildcards.seed} "
+        "--run.threads {threads} {params.flags} > {log} 2>&1"

@@ -1,0 +1,73 @@
+# Aggregation of all runs, tables and plots (cheap, run on the submitting host).
+
+
+localrules:
+    aggregate,
+    tables,
+    plots,
+
+
+rule aggregate:
+    input:
+        metrics=[f"{r}/metrics.json" for r in all_runs()],
+        evaluations=[f"{r}/evaluation.json" for r in all_runs()],
+    output:
+        f"{RESULTS}/metrics.parquet",
+    log:
+        f"{RESULTS}/logs/aggregate.log",
+    shell:
+        "brb aggregate {input.metrics} --out {output} > {log} 2>&1"
+
+
+rule tables:
+    input:
+        f"{RESULTS}/metrics.parquet",
+    output:
+        summary=report(
+            f"{RESULTS}/tables/summary.md",
+            caption="../report/summary_table.rst",
+            category="Tables",
+        ),
+        paper_style=report(
+            f"{RESULTS}/tables/paper_style.md",
+            caption="../report/paper_style_table.rst",
+            category="Tables",
+        ),
+        others=[
+            t
+            for t in table_outputs()
+            if not t.endswith(("/summary.md", "/paper_style.md"))
+        ],
+    log:
+        f"{RESULTS}/logs/tables.log",
+    params:
+        reference=(
+            f"--reference {config['reference']} --block {config.get('reference_block', 'main')}"
+            if config.get("reference")
+            else ""
+        ),
+        outdir=f"{RESULTS}/tables",
+    shell:
+        "brb tables --metrics {input} --out-dir {params.outdir} {params.reference} > {log} 2>&1"
+
+
+rule plots:
+    input:
+        f"{RESULTS}/metrics.parquet",
+    output:
+        curves=report(
+            f"{RESULTS}/plots/learning_curves.png",
+            caption="../report/learning_curves.rst",
+            category="Plots",
+        ),
+        final=report(
+            f"{RESULTS}/plots/final_acc.png",
+            caption="../report/final_acc.rst",
+            category="Plots",
+        ),
+    log:
+        f"{RESULTS}/logs/plots.log",
+    params:
+        outdir=f"{RESULTS}/plots",
+    shell:
+        "brb plots --metrics {input} --out-dir {params.outdir} > {log} 2>&1"
