@@ -167,6 +167,18 @@ def evaluate_stage(run_dir: Path, data_path: Path, silhouette: bool = False) -> 
     return {"evaluation": run_dir / "evaluation.json"}
 
 
+def _reference_file(reference: Path) -> Path:
+    """A path, or the name of a CSV shipped in brb/report/reference/ (e.g. brb_paper_ae_acc.csv)."""
+    from brb.data.registry import DataFileError
+    from brb.report import REFERENCE_FILES, reference_path
+
+    if Path(reference).is_file():
+        return Path(reference)
+    if str(reference) in REFERENCE_FILES:
+        return reference_path(str(reference))
+    raise DataFileError(f"reference table not found: {reference} (nor a packaged one: {', '.join(REFERENCE_FILES)})")
+
+
 def tables_stage(metrics: Path, out_dir: Path, reference: Optional[Path] = None, block: str = "main") -> dict:
     """summary and paper_style tables (md, csv, tex); paper_vs_ours when a reference CSV is given."""
     from brb.report import tables
@@ -177,6 +189,7 @@ def tables_stage(metrics: Path, out_dir: Path, reference: Optional[Path] = None,
     for stem, table in (("summary", tables.summary_table(df)), ("paper_style", tables.paper_style_table(df))):
         written.update({f"{stem}.{ext}": p for ext, p in tables.write_tables(table, out_dir, stem).items()})
     if reference is not None:
+        reference = _reference_file(reference)
         comparison = tables.paper_vs_ours(df, reference, block=block)
         paths = tables.write_tables(comparison, out_dir, "paper_vs_ours")
         written.update({f"paper_vs_ours.{ext}": p for ext, p in paths.items()})

@@ -117,7 +117,7 @@ class ClusterTrainer:
         self.optimizer = torch.optim.Adam(params, lr=c.lr)
         self.history: list[dict] = []
         self.labels = self.objective.predict(z).cpu().numpy()
-        self._record(0, self.labels, z, losses={}, fired=False)
+        self._record(0, self.labels, z, losses={})
 
     # --- BRB -------------------------------------------------------------------------------------
     def brb_due(self, epoch: int) -> bool:
@@ -177,7 +177,9 @@ class ClusterTrainer:
             n_batches += 1
         return {k: v / max(n_batches, 1) for k, v in sums.items()}
 
-    def _record(self, epoch: int, labels: np.ndarray, z: torch.Tensor, losses: dict, fired: bool) -> dict:
+    def _record(self, epoch: int, labels: np.ndarray, z: torch.Tensor, losses: dict) -> dict:
+        """History row of the state after ``epoch`` epochs. ``brb`` becomes True when BRB is applied to
+        this state, i.e. at the start of (0-indexed) epoch ``epoch``; so BRB rows are T, 2T, ..."""
         previous = self.history[-1]["labels"] if self.history else labels
         n_used = len(np.unique(labels))
         row = {
@@ -187,7 +189,7 @@ class ClusterTrainer:
             "loss_reconstruction": losses.get("loss_reconstruction", np.nan),
             **clustering_metrics(self.data.y, labels),
             "cluster_change": cluster_change(previous, labels),
-            "brb": fired,
+            "brb": False,
             "n_empty_clusters": self.n_clusters - n_used,
             "time_s": time.perf_counter(),
             "labels": labels,
@@ -204,10 +206,11 @@ class ClusterTrainer:
             fired = self.brb_due(epoch)
             if fired:
                 self.apply_brb(epoch)
+                self.history[-1]["brb"] = True  # the row of the state BRB was applied to
             losses = self.train_epoch(epoch)
             z = embed(self.model, self.data, c.eval_batch_size)
             self.labels = self.objective.predict(z).cpu().numpy()
-            row = self._record(epoch + 1, self.labels, z, losses, fired)
+            row = self._record(epoch + 1, self.labels, z, losses)
             bar.update(epoch + 1, loss=row["loss"], acc=row["acc"], brb=int(fired))
         wall = time.perf_counter() - start
         history = pd.DataFrame([{k: v for k, v in r.items() if k != "labels"} for r in self.history])
@@ -218,7 +221,7 @@ class ClusterTrainer:
             "n_clusters": self.n_clusters,
             "n_nonempty_clusters": int(len(np.unique(self.labels))),
             "epochs": c.epochs,
-            "brb_epochs": [int(r["epoch"]) - 1 for r in self.history if r["brb"]],
+            "brb_epochs": [int(r["epoch"]) for r in self.history if r["brb"]],
             "wall_time_s": wall,
             "initial_acc": float(self.history[0]["acc"]),
         }

@@ -2,10 +2,8 @@
 # baselines, and the per-run evaluation.
 
 
-def pretrained_input(w):
-    if not config.get("pretrain", True):
-        return []
-    return [f"{pretrain_dir(w.dataset, w.arch, w.seed)}/model.pt"]
+localrules:
+    evaluate,
 
 
 rule cluster:
@@ -19,9 +17,16 @@ rule cluster:
         model=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}/model.pt",
     log:
         f"{RESULTS}/logs/cluster/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}.log",
+    conda:
+        CONDA_ENV
+    threads: training_threads("cluster")
+    resources:
+        **training_resources("cluster"),
     params:
-        outdir=lambda w: run_dir(w.dataset, w.arch, w.algorithm, w.variant, w.seed),
-        pretrained=lambda w, input: f"--pretrained {input.pretrained}" if input.pretrained else "",
+        outdir=lambda w, output: Path(output.metrics).parent,
+        pretrained=lambda w, input: (
+            f"--pretrained {input.pretrained}" if input.pretrained else ""
+        ),
         flags=lambda w: flags(
             CLUSTER_SECTIONS,
             algorithm=w.algorithm,
@@ -30,9 +35,6 @@ rule cluster:
             cluster={"algorithm": w.algorithm},
             brb={"variant": w.variant},
         ),
-    threads: training_threads("cluster")
-    resources:
-        **training_resources("cluster"),
     shell:
         "brb cluster --data {input.data} {params.pretrained} --out {params.outdir} "
         "--run.seed {wildcards.seed} --run.threads {threads} {params.flags} > {log} 2>&1"
@@ -46,9 +48,11 @@ rule kmeans_pixels:
         labels=f"{RESULTS}/runs/{{dataset}}/pixels/kmeans/pixels/seed{{seed}}/labels.npy",
     log:
         f"{RESULTS}/logs/kmeans/{{dataset}}/pixels/seed{{seed}}.log",
-    params:
-        outdir=lambda w: run_dir(w.dataset, "pixels", "kmeans", "pixels", w.seed),
+    conda:
+        CONDA_ENV
     threads: training_threads("cluster")
+    params:
+        outdir=lambda w, output: Path(output.metrics).parent,
     shell:
         "brb kmeans --data {input.data} --out {params.outdir} --run.seed {wildcards.seed} "
         "--run.threads {threads} > {log} 2>&1"
@@ -63,10 +67,12 @@ rule kmeans_pretrained:
         labels=f"{RESULTS}/runs/{{dataset}}/{{arch}}/kmeans/pretrained/seed{{seed}}/labels.npy",
     log:
         f"{RESULTS}/logs/kmeans/{{dataset}}/{{arch}}/pretrained/seed{{seed}}.log",
-    params:
-        outdir=lambda w: run_dir(w.dataset, w.arch, "kmeans", "pretrained", w.seed),
-        flags=lambda w: flags(("data",), dataset=w.dataset),
+    conda:
+        CONDA_ENV
     threads: training_threads("cluster")
+    params:
+        outdir=lambda w, output: Path(output.metrics).parent,
+        flags=lambda w: flags(("data",), dataset=w.dataset),
     shell:
         "brb kmeans --data {input.data} --pretrained {input.pretrained} --out {params.outdir} "
         "--run.seed {wildcards.seed} --run.threads {threads} {params.flags} > {log} 2>&1"
@@ -80,12 +86,14 @@ rule evaluate:
         f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}/evaluation.json",
     log:
         f"{RESULTS}/logs/evaluate/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}.log",
-    params:
-        rundir=lambda w: run_dir(w.dataset, w.arch, w.algorithm, w.variant, w.seed),
-        silhouette="--silhouette" if config.get("silhouette", False) else "",
     wildcard_constraints:
         algorithm="|".join(CLUSTER_ALGORITHMS + ["kmeans"]),
         variant="baseline|brb|reset|recluster|pixels|pretrained",
         arch=r"[a-z0-9\-]+",
+    conda:
+        CONDA_ENV
+    params:
+        rundir=lambda w, output: Path(output[0]).parent,
+        silhouette="--silhouette" if config.get("silhouette", False) else "",
     shell:
         "brb evaluate --run {params.rundir} --data {input.data} {params.silhouette} > {log} 2>&1"

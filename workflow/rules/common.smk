@@ -25,7 +25,9 @@ def settings_for(algorithm=None, dataset=None):
     if dataset is not None:
         merged = deep_merge(merged, config.get("dataset_settings", {}).get(dataset, {}))
     if algorithm is not None:
-        merged = deep_merge(merged, config.get("algorithm_settings", {}).get(algorithm, {}))
+        merged = deep_merge(
+            merged, config.get("algorithm_settings", {}).get(algorithm, {})
+        )
     return merged
 
 
@@ -33,11 +35,15 @@ def check_settings():
     """Validate every run's brb settings before any job starts (messages name the key)."""
     for dataset in config["datasets"]:
         for algorithm in config["algorithms"]:
-            values = deep_merge(settings_for(algorithm, dataset), {"cluster": {"algorithm": algorithm}})
+            values = deep_merge(
+                settings_for(algorithm, dataset), {"cluster": {"algorithm": algorithm}}
+            )
             try:
                 make_config(values)
             except ConfigError as err:
-                raise ValueError(f"config.yaml: settings for {dataset}/{algorithm}: {err}") from None
+                raise ValueError(
+                    f"config.yaml: settings for {dataset}/{algorithm}: {err}"
+                ) from None
 
 
 check_settings()
@@ -84,18 +90,43 @@ def baseline_runs():
         for s in config["seeds"]:
             if "pixels" in config.get("baselines", []):
                 runs.append(run_dir(d, "pixels", "kmeans", "pixels", s))
-            if "pretrained" in config.get("baselines", []) and config.get("pretrain", True):
+            if "pretrained" in config.get("baselines", []) and config.get(
+                "pretrain", True
+            ):
                 runs.append(run_dir(d, config["arch"], "kmeans", "pretrained", s))
     return runs
+
+
+def pretrained_input(w):
+    """The shared pretrained checkpoint of a clustering run (none when the study skips pretraining)."""
+    if not config.get("pretrain", True):
+        return []
+    return [f"{pretrain_dir(w.dataset, w.arch, w.seed)}/model.pt"]
 
 
 def all_runs():
     return cluster_runs() + baseline_runs()
 
 
+REPORTED_TABLES = ["summary", "paper_style"]
+
+
+def table_stems():
+    return REPORTED_TABLES + (["paper_vs_ours"] if config.get("reference") else [])
+
+
 def table_outputs():
-    stems = ["summary", "paper_style"] + (["paper_vs_ours"] if config.get("reference") else [])
-    return [f"{RESULTS}/tables/{stem}.{ext}" for stem in stems for ext in ("md", "csv", "tex")]
+    return [
+        f"{RESULTS}/tables/{s}.{ext}"
+        for s in table_stems()
+        for ext in ("md", "csv", "tex")
+    ]
+
+
+def unreported_table_outputs():
+    """Table files not shown in the HTML report (CSV/LaTeX, and the optional comparison)."""
+    reported = {f"{RESULTS}/tables/{s}.md" for s in REPORTED_TABLES}
+    return [t for t in table_outputs() if t not in reported]
 
 
 PLOTS = ["learning_curves", "final_acc"]
@@ -107,6 +138,9 @@ def plot_outputs():
 
 def all_outputs():
     return [f"{RESULTS}/metrics.parquet"] + table_outputs() + plot_outputs()
+
+
+CONDA_ENV = "../../envs/brb.yaml"
 
 
 def training_resources(kind):

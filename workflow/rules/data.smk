@@ -10,6 +10,8 @@ rule prepare:
         f"{RESULTS}/data/{{dataset}}.npz",
     log:
         f"{RESULTS}/logs/prepare/{{dataset}}.log",
+    conda:
+        CONDA_ENV
     params:
         mirrors=" ".join(f"--mirror {m}" for m in config["data"].get("mirrors", [])),
         offline="--offline" if config["data"].get("offline", False) else "",

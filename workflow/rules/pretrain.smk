@@ -9,14 +9,16 @@ rule pretrain:
         history=f"{RESULTS}/pretrain/{{dataset}}/{{arch}}/seed{{seed}}/history.parquet",
     log:
         f"{RESULTS}/logs/pretrain/{{dataset}}/{{arch}}/seed{{seed}}.log",
-    params:
-        outdir=lambda w: pretrain_dir(w.dataset, w.arch, w.seed),
-        flags=lambda w: flags(
-            PRETRAIN_SECTIONS, dataset=w.dataset, model={"arch": w.arch}
-        ),
+    conda:
+        CONDA_ENV
     threads: training_threads("pretrain")
     resources:
         **training_resources("pretrain"),
+    params:
+        outdir=lambda w, output: Path(output.model).parent,
+        flags=lambda w: flags(
+            PRETRAIN_SECTIONS, dataset=w.dataset, model={"arch": w.arch}
+        ),
     shell:
         "brb pretrain --data {input.data} --out {params.outdir} --run.seed {wildcards.seed} "
         "--run.threads {threads} {params.flags} > {log} 2>&1"

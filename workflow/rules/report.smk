@@ -15,6 +15,8 @@ rule aggregate:
         f"{RESULTS}/metrics.parquet",
     log:
         f"{RESULTS}/logs/aggregate.log",
+    conda:
+        CONDA_ENV
     shell:
         "brb aggregate {input.metrics} --out {output} > {log} 2>&1"
 
@@ -33,20 +35,18 @@ rule tables:
             caption="../report/paper_style_table.rst",
             category="Tables",
         ),
-        others=[
-            t
-            for t in table_outputs()
-            if not t.endswith(("/summary.md", "/paper_style.md"))
-        ],
+        others=unreported_table_outputs(),
     log:
         f"{RESULTS}/logs/tables.log",
+    conda:
+        CONDA_ENV
     params:
         reference=(
             f"--reference {config['reference']} --block {config.get('reference_block', 'main')}"
             if config.get("reference")
             else ""
         ),
-        outdir=f"{RESULTS}/tables",
+        outdir=lambda w, output: Path(output.summary).parent,
     shell:
         "brb tables --metrics {input} --out-dir {params.outdir} {params.reference} > {log} 2>&1"
 
@@ -67,7 +67,9 @@ rule plots:
         ),
     log:
         f"{RESULTS}/logs/plots.log",
+    conda:
+        CONDA_ENV
     params:
-        outdir=f"{RESULTS}/plots",
+        outdir=lambda w, output: Path(output.final).parent,
     shell:
         "brb plots --metrics {input} --out-dir {params.outdir} > {log} 2>&1"

@@ -1,0 +1,138 @@
+"""The real Snakemake workflow: dry-run plans, a tiny real study, targeted rebuilds, lint."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+
+
+def snakemake(*args, cwd, timeout=900, check=True):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), *map(str, args)]
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'job count' table snakemake prints for a (dry) run."""
+    counts = {}
+    table = output.split("Job stats:")[-1] if "Job stats:" in output else ""
+    for line in table.splitlines():
+        m = re.match(r"^([a-z_]+)\s+(\d+)$", line.strip())
+        if m:
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def test_default_study_plan(tmp_path):
+    out = snakemake("-n", "--configfile", REPO / "config.yaml", cwd=tmp_path)
+    counts = job_counts(out.stdout)
+    assert counts == {
+        "prepare": 1,
+        "pretrain": 3,  # one checkpoint per seed, shared by 3 algorithms x 2 variants
+        "cluster": 18,
+        "kmeans_pixels": 3,
+        "kmeans_pretrained": 3,
+        "evaluate": 24,
+        "aggregate": 1,
+        "tables": 1,
+        "plots": 1,
+        "all": 1,
+        "total": 56,
+    }
+
+
+@pytest.mark.parametrize(
+    "preset, expected",
+    [
+        ("ae_table.yaml", {"prepare": 6, "pretrain": 60, "cluster": 720, "kmeans_pixels": 60,
+                           "kmeans_pretrained": 60, "evaluate": 840}),
+        ("ae_table_main.yaml", {"prepare": 6, "cluster": 720, "kmeans_pixels": 60, "evaluate": 780}),
+    ],
+)
+def test_paper_preset_plans_every_run_offline(tmp_path, preset, expected):
+    out = snakemake("-n", "--configfile", REPO / "workflow" / "presets" / preset, cwd=tmp_path)
+    counts = job_counts(out.stdout)
+    for rule, n in expected.items():
+        assert counts.get(rule) == n, (rule, counts)
+    if preset == "ae_table.yaml":
+        # one pretrained checkpoint per (dataset, seed) feeds all 12 algorithm/variant runs
+        assert "results/ae_table/pretrain/mnist/mlp/seed7/model.pt" in out.stdout
+    assert not (tmp_path / "results").exists()  # a dry run touches nothing
+
+
+def test_bad_config_fails_before_any_job(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY.read_text() + "\nepochs: 3\n")
+    proc = snakemake("-n", "--configfile", bad, cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "epochs" in proc.stdout + proc.stderr
+    bad.write_text(TINY.read_text().replace("brb: {interval: 2, kmeans_n_init: 2}", "brb: {interval: 2, alpha: 3}"))
+    proc = snakemake("-n", "--configfile", bad, cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "brb.alpha" in proc.stdout + proc.stderr
+    bad.write_text(TINY.read_text().replace("variants: [baseline, brb]", "variants: [baseline, everything]"))
+    proc = snakemake("-n", "--configfile", bad, cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "everything" in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_tiny_study_runs_and_rebuilds_only_what_changed(tmp_path):
+    snakemake("-c2", "--configfile", TINY, cwd=tmp_path)
+    results = tmp_path / "results"
+    df = pd.read_parquet(results / "metrics.parquet")
+    assert len(df) == 5  # dec/dcn x baseline/brb x 1 seed + k-means on pixels
+    assert set(df["algorithm"]) == {"dec", "dcn", "kmeans"}
+    assert set(df.loc[df["algorithm"] != "kmeans", "variant"]) == {"baseline", "brb"}
+    for col in ("acc", "nmi", "ari", "purity"):
+        assert df[col].between(0, 1).all()
+    assert (df["acc"] > 0.2).all()  # well above chance (0.1) even after 4 epochs
+    for stem in ("summary", "paper_style"):
+        for ext in ("md", "csv", "tex"):
+            assert (results / "tables" / f"{stem}.{ext}").stat().st_size > 0
+    assert "± " in (results / "tables" / "summary.md").read_text() or "| 1 |" in (results / "tables" / "summary.md").read_text()
+    for name in ("learning_curves", "final_acc"):
+        assert (results / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # asking for one table again runs nothing
+    out = snakemake("-n", "--configfile", TINY, "results/tables/summary.md", cwd=tmp_path)
+    assert "Nothing to be done" in out.stdout + out.stderr
+
+    # changing one algorithm's parameter re-runs only its runs and what depends on them
+    changed = tmp_path / "changed.yaml"
+    changed.write_text("algorithm_settings:\n  dcn:\n    cluster: {lr: 0.002}\n")
+    out = snakemake("-n", "--configfile", TINY, changed, cwd=tmp_path)
+    counts = job_counts(out.stdout)
+    assert counts.get("cluster") == 2 and "pretrain" not in counts and "prepare" not in counts
+    assert counts.get("evaluate") == 2 and counts.get("aggregate") == 1
+    assert "runs/digits/mlp/dec/" not in out.stdout.split("Job stats:")[0].replace("dcn", "")
+
+    # a report with every table and plot
+    snakemake("--configfile", TINY, "--report", "report.html", cwd=tmp_path)
+    html = (tmp_path / "report.html").read_text(errors="ignore")
+    assert "summary.md" in html and "learning_curves.png" in html
+
+
+def test_lint_is_clean(tmp_path):
+    proc = snakemake("--lint", "--configfile", TINY, cwd=tmp_path, check=False)
+    text = proc.stdout + proc.stderr
+    assert "Lints for" not in text, text[-3000:]
+
+
+def test_snakefiles_are_formatted():
+    snakefmt = shutil.which("snakefmt", path=str(BIN))
+    if snakefmt is None:
+        pytest.skip("snakefmt not installed in this environment")
+    files = [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
+    proc = subprocess.run([snakefmt, "--check", *map(str, files)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
