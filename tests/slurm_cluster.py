@@ -35,10 +35,10 @@ import tempfile
 import time
 from pathlib import Path
 
-#: binaries the cluster needs; Debian packages: slurmctld, slurmd (pulls in
-#: slurm-client and slurm-wlm-basic-plugins) and munge.
+#: binaries the cluster needs; Debian/Ubuntu packages: slurmctld, slurmd,
+#: slurm-client (these pull in slurm-wlm-basic-plugins) and munge.
 DAEMONS = ("munged", "mungekey", "munge", "slurmctld", "slurmd")
-CLIENTS = ("sbatch", "srun", "squeue", "scancel", "scontrol", "sinfo", "sacct")
+CLIENTS = ("sbatch", "srun", "squeue", "scancel", "scontrol", "sinfo")
 
 PARTITION = "debug"
 
@@ -60,7 +60,7 @@ def skip_reason() -> str | None:
     if missing:
         return (
             "SLURM test cluster needs slurm-wlm and munge installed "
-            f"(apt-get install slurmctld slurmd munge); missing: {', '.join(missing)}"
+            f"(apt-get install slurmctld slurmd slurm-client munge); missing: {', '.join(missing)}"
         )
     if os.geteuid() != 0:
         return "SLURM test cluster runs slurmctld/slurmd as root; run the test as root"
@@ -118,15 +118,19 @@ class SlurmCluster:
         *,
         cpus: int | None = None,
         mem_mb: int | None = None,
-        min_job_age: int = 600,
+        min_job_age: int = 3600,
     ) -> None:
         # a short path: the munge socket path must stay below 108 characters
         self._own_root = root is None
         self.root = Path(root or tempfile.mkdtemp(prefix="brb-slurm-")).resolve()
         self.node = socket.gethostname().split(".")[0]
-        self.cpus = cpus or os.cpu_count() or 1
-        # leave head-room for the OS; slurm only checks requests against it
-        self.mem_mb = mem_mb or max(1024, int(_mem_total_mb() * 0.8))
+        # at least 2 CPUs, so a CPU job can run beside a GPU job
+        self.cpus = cpus or max(2, os.cpu_count() or 1)
+        # Memory is not a consumable here (SelectTypeParameters=CR_CPU, no
+        # cgroups): RealMemory only decides which --mem requests are
+        # admitted.  Declare at least 32 GiB so profile defaults such as
+        # mem_mb=8000 are accepted on small CI runners too.
+        self.mem_mb = mem_mb or max(32768, int(_mem_total_mb() * 0.8))
         # MinJobAge: how long finished jobs stay visible in squeue; the
         # snakemake slurm executor needs them visible when it polls with
         # --slurm-status-command squeue (it falls back to sacct, which has
@@ -227,6 +231,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 ReturnToService=2
 MinJobAge={self.min_job_age}
+# trust the CPUs/RealMemory given below instead of the probed hardware
 SlurmdParameters=config_overrides
 GresTypes=gpu
 NodeName={self.node} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.mem_mb} Gres=gpu:1 State=UNKNOWN
@@ -241,7 +246,7 @@ PartitionName={PARTITION} Nodes={self.node} Default=YES MaxTime=INFINITE State=U
         (self.etc / "plugstack.conf").write_text("")
 
         # client wrappers: pin SLURM_CONF even where the environment loses it
-        for name in CLIENTS + ("salloc", "sstat", "sshare", "sacctmgr"):
+        for name in CLIENTS + ("sacct", "salloc", "sstat", "sshare", "sacctmgr"):
             real = _which(name)
             if real is None:
                 continue

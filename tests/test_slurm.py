@@ -29,7 +29,7 @@ SNAKEMAKE = VENV_BIN / "snakemake"
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 # Settings for the test cluster only (it has no accounting database, so sacct
-# knows nothing; finished jobs stay visible in squeue for MinJobAge=600 s).
+# knows nothing; finished jobs stay visible in squeue for MinJobAge=3600 s).
 # Real clusters keep the profile's default (sacct).
 STATUS_ARGS = [
     "--slurm-status-command", "squeue",
@@ -164,7 +164,8 @@ def test_tiny_study_on_slurm(slurm_cluster, tmp_path):
     assert (work / "results" / "metrics.parquet").is_file()
 
     envs = sorted((work / "results").rglob("job_env.json"))
-    assert envs, "no training job wrote job_env.json"
+    assert len(envs) >= 2, f"expected job_env.json from pretrain and cluster jobs, got {envs}"
+    job_ids = set()
     for path in envs:
         env = json.loads(path.read_text())
         where = path.relative_to(work)
@@ -174,3 +175,5 @@ def test_tiny_study_on_slurm(slurm_cluster, tmp_path):
         assert alloc_gpus(slurm_cluster, job_id) == "gpu:1", (
             f"{where}: SLURM job {job_id} was not allocated a GPU"
         )
+        job_ids.add(job_id)
+    assert len(job_ids) == len(envs), "each training job should be its own SLURM job"

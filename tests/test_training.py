@@ -113,3 +113,25 @@ def test_more_clusters_than_samples_rejected(digits):
     cfg = make_config({**SMALL, "cluster": {"n_clusters": 5000}})
     with pytest.raises(TrainingError, match="n_clusters=5000 exceeds the number of samples"):
         ClusterTrainer(cfg, digits)
+
+
+@pytest.mark.slow
+def test_default_digits_settings_beat_kmeans_on_raw_pixels(digits):
+    """The default study's settings (config.yaml), one seed: every algorithm above k-means on raw pixels."""
+    import yaml
+    from sklearn.cluster import KMeans
+
+    from brb.config import deep_merge
+    from brb.metrics import cluster_acc
+
+    study = yaml.safe_load((__import__("pathlib").Path(__file__).parents[1] / "config.yaml").read_text())
+    x = digits.x.reshape(len(digits.x), -1).astype(float)
+    kmeans_acc = cluster_acc(digits.y, KMeans(10, n_init=10, random_state=0).fit(x).labels_)
+    assert 0.7 < kmeans_acc < 0.85
+    base = deep_merge(study["settings"], {"run": {"seed": 0, "threads": 1}})
+    model = pretrain_autoencoder(make_config(base), digits, progress=False).model
+    for algorithm in ("dec", "idec", "dcn"):
+        values = deep_merge(base, study["algorithm_settings"].get(algorithm, {}))
+        values = deep_merge(values, {"cluster": {"algorithm": algorithm}, "brb": {"variant": "brb"}})
+        result = run_clustering(make_config(values), digits, copy.deepcopy(model), progress=False)
+        assert result.metrics["acc"] > kmeans_acc, (algorithm, result.metrics["acc"], kmeans_acc)

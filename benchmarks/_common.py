@@ -1,0 +1,307 @@
+"""Shared helpers of the benchmark scripts: the reference table, environment record, memory probes, Markdown.
+
+Imported by ``bench_training.py``, ``bench_dryrun.py`` and ``summarize.py`` (run as scripts from any
+directory: their own folder is on ``sys.path``). Nothing here imports torch, so the dry-run benchmark
+stays light.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Iterable, Optional
+
+REPO = Path(__file__).resolve().parent.parent
+GIB = 1024**3
+TARGET_MEMORY_BYTES = 2e9  # "peak memory <= 2 GB"
+
+#: The issue's reference measurements (reference implementation, Fashion-MNIST, 70,000 images, the paper's
+#: autoencoder, batch 256, torch with 2 threads) and targets. Units: seconds, except memory rows (GiB).
+#: ``gpu_target``: the target on a CUDA device where the issue gives one; otherwise the CPU target applies.
+REFERENCE: dict[str, dict] = {
+    "pretrain_epoch": {
+        "label": "autoencoder pretraining epoch (augmentation on, as the ae_table preset)",
+        "reference": 8.8, "target": 6.0,
+    },
+    "pretrain_epoch_noaug": {
+        "label": "autoencoder pretraining epoch, augmentation off",
+        "reference": 8.8, "target": 6.0,
+    },
+    "dec_epoch_aug": {
+        "label": "DEC clustering epoch, augmentation invariance on",
+        "reference": 39.0, "target": 15.0, "gpu_target": 0.5,
+    },
+    "dec_epoch_noaug": {"label": "DEC clustering epoch, augmentation off", "reference": 10.0, "target": None},
+    "dcn_epoch_aug": {"label": "DCN clustering epoch, augmentation on", "reference": 62.0, "target": 20.0},
+    "brb_step": {
+        "label": "BRB step (soft reset + k-means n_init=10 on a 10k subsample)",
+        "reference": 0.6, "target": 0.3,
+    },
+    "idec_epoch_aug": {"label": "IDEC clustering epoch, augmentation on", "reference": 44.0, "target": 20.0},
+    "evaluation": {
+        "label": "final evaluation incl. silhouette and purity (`evaluate_stage`, silhouette on)",
+        "reference": 71.0, "target": 2.0,
+    },
+    "memory_main_rss": {
+        "label": "peak memory of a clustering run: main process RSS (GiB)",
+        "reference": 3.8, "target": TARGET_MEMORY_BYTES / GIB, "unit": "GiB",
+    },
+    "memory_tree_pss": {
+        "label": "peak memory of a clustering run: process tree PSS (GiB)",
+        "reference": 4.2, "target": TARGET_MEMORY_BYTES / GIB, "unit": "GiB",
+    },
+    "dryrun": {
+        "label": "dry run of the full paper plan (`snakemake -n --configfile workflow/presets/ae_table.yaml`)",
+        "reference": None, "target": 5.0,
+    },
+    "simclr": {"label": "SimCLR / ResNet stages", "reference": None, "target": None, "not_implemented": True},
+}
+
+NOT_IMPLEMENTED_NOTE = "not implemented yet (no ResNet/SimCLR in the package)"
+
+
+def target_for(stage: str, device_type: str) -> Optional[float]:
+    ref = REFERENCE.get(stage, {})
+    if device_type == "cuda" and ref.get("gpu_target") is not None:
+        return ref["gpu_target"]
+    return ref.get("target")
+
+
+def summary_row(stage: str, ours: Optional[float], device_type: str, label: Optional[str] = None,
+                note: str = "") -> dict:
+    """One row of the Markdown table: stage | ours | reference | target | met?"""
+    ref = REFERENCE.get(stage, {})
+    target = target_for(stage, device_type) if stage in REFERENCE else None
+    met = None if (ours is None or target is None) else bool(ours <= target)
+    return {
+        "stage": stage,
+        "label": label or ref.get("label", stage),
+        "ours": ours,
+        "reference": ref.get("reference"),
+        "target": target,
+        "met": met,
+        "unit": ref.get("unit", "s"),
+        "note": note,
+    }
+
+
+# --- environment -----------------------------------------------------------------------------------
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git_revision() -> dict:
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def base_environment() -> dict:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "load_average_at_start": list(load) if load else None,
+        "git": git_revision(),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+    }
+
+
+# --- memory ----------------------------------------------------------------------------------------
+def _read_kib(path: str, key: str) -> Optional[int]:
+    try:
+        with open(path) as fh:
+            for line in fh:
+                if line.startswith(key):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                out += [int(c) for c in fh.read().split()]
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (via /proc/PID/task/TID/children)."""
+    seen, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.append(p)
+        todo += _children(p)
+    return seen
+
+
+def pss_bytes(pid: int) -> Optional[int]:
+    kib = _read_kib(f"/proc/{pid}/smaps_rollup", "Pss:")
+    return None if kib is None else kib * 1024
+
+
+def tree_pss_bytes(pid: int) -> Optional[int]:
+    values = [pss_bytes(p) for p in process_tree(pid)]
+    values = [v for v in values if v is not None]
+    return sum(values) if values else None
+
+
+def rss_bytes(pid: int) -> Optional[int]:
+    kib = _read_kib(f"/proc/{pid}/status", "VmRSS:")
+    return None if kib is None else kib * 1024
+
+
+def hwm_bytes(pid: int) -> Optional[int]:
+    """Peak RSS so far of one process (VmHWM)."""
+    kib = _read_kib(f"/proc/{pid}/status", "VmHWM:")
+    return None if kib is None else kib * 1024
+
+
+def maxrss_bytes(who: str = "self") -> int:
+    """ru_maxrss of this process (``self``) or of its waited-for children (``children``); Linux reports KiB."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF if who == "self" else resource.RUSAGE_CHILDREN)
+    return int(usage.ru_maxrss) * (1 if sys.platform == "darwin" else 1024)
+
+
+class PeakSampler:
+    """Background thread sampling a process tree's PSS and the root's RSS; keeps the maxima.
+
+    PSS is only available where ``/proc/PID/smaps_rollup`` exists (Linux >= 4.14); then ``available`` is True.
+    ``reset()`` starts a new window (per stage) while the thread keeps running.
+    """
+
+    def __init__(self, pid: Optional[int] = None, interval: float = 0.2):
+        self.pid = pid or os.getpid()
+        self.interval = interval
+        self.available = pss_bytes(self.pid) is not None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.peak_pss = 0
+        self.peak_rss = 0
+        self.samples = 0
+        self._thread: Optional[threading.Thread] = None
+
+    def sample(self) -> None:
+        pss = tree_pss_bytes(self.pid) if self.available else None
+        rss = rss_bytes(self.pid)
+        with self._lock:
+            if pss is not None:
+                self.peak_pss = max(self.peak_pss, pss)
+            if rss is not None:
+                self.peak_rss = max(self.peak_rss, rss)
+            self.samples += 1
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def start(self) -> "PeakSampler":
+        if self.interval > 0:
+            self.sample()
+            self._thread = threading.Thread(target=self._run, name="peak-sampler", daemon=True)
+            self._thread.start()
+        return self
+
+    def reset(self) -> None:
+        with self._lock:
+            self.peak_pss = self.peak_rss = self.samples = 0
+        self.sample()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def result(self) -> dict:
+        with self._lock:
+            return {
+                "tree_pss_peak_gib": self.peak_pss / GIB if self.available and self.peak_pss else None,
+                "rss_peak_sampled_gib": self.peak_rss / GIB if self.peak_rss else None,
+                "samples": self.samples,
+                "interval_s": self.interval,
+            }
+
+
+# --- output ----------------------------------------------------------------------------------------
+def fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        if value == 0:
+            return "0"
+        if abs(value) >= 100:
+            return f"{value:.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        if abs(value) >= 0.01:
+            return f"{value:.{digits - 1}f}"
+        return f"{value:.2g}"
+    return str(value)
+
+
+def met_text(met: Optional[bool]) -> str:
+    return "—" if met is None else ("yes" if met else "**no**")
+
+
+def markdown_table(rows: Iterable[dict]) -> str:
+    lines = ["| stage | ours (s) | reference (s) | target (s) | met? |", "|---|---:|---:|---:|:---:|"]
+    for r in rows:
+        label = r["label"] + (f" [{r['unit']}]" if r.get("unit", "s") != "s" else "")
+        if r.get("note"):
+            label += f" ({r['note']})"
+        ours = NOT_IMPLEMENTED_NOTE if REFERENCE.get(r["stage"], {}).get("not_implemented") else fmt(r["ours"])
+        lines.append(f"| {label} | {ours} | {fmt(r['reference'])} | {fmt(r['target'])} | {met_text(r['met'])} |")
+    return "\n".join(lines)
+
+
+def environment_lines(env: dict) -> list[str]:
+    keys = ["date", "hostname", "device", "device_name", "cpu_model", "cpu_count", "threads", "torch", "cuda",
+            "numpy", "sklearn", "snakemake", "python", "load_average_at_start", "git"]
+    lines = []
+    for key in keys:
+        if key in env and env[key] is not None:
+            value = env[key]
+            if key == "git" and isinstance(value, dict):
+                value = f"{(value.get('commit') or '?')[:12]}{' (dirty)' if value.get('dirty') else ''}"
+            elif key == "load_average_at_start" and isinstance(value, list):
+                value = ", ".join(f"{v:.2f}" for v in value)
+            lines.append(f"- {key}: {value}")
+    return lines
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
