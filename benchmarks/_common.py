@@ -73,12 +73,16 @@ def target_for(stage: str, device_type: str) -> Optional[float]:
 
 
 def summary_row(stage: str, ours: Optional[float], device_type: str, label: Optional[str] = None,
-                note: str = "") -> dict:
-    """One row of the Markdown table: stage | ours | reference | target | met?"""
+                note: str = "", key: Optional[str] = None) -> dict:
+    """One row of the Markdown table: stage | ours | reference | target | met?
+
+    ``key`` identifies the row across result files (SUMMARY.md); it defaults to ``stage``.
+    """
     ref = REFERENCE.get(stage, {})
     target = target_for(stage, device_type) if stage in REFERENCE else None
     met = None if (ours is None or target is None) else bool(ours <= target)
     return {
+        "key": key or stage,
         "stage": stage,
         "label": label or ref.get("label", stage),
         "ours": ours,
@@ -111,6 +115,25 @@ def git_revision() -> dict:
     return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
+def _cpu_times() -> Optional[tuple[int, int]]:
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields[:8]), idle
+
+
+def cpu_busy_fraction(seconds: float = 1.0) -> Optional[float]:
+    """Fraction of all cores busy during ``seconds`` (measured while this process sleeps): other load."""
+    a = _cpu_times()
+    time.sleep(seconds)
+    b = _cpu_times()
+    if a is None or b is None or b[0] == a[0]:
+        return None
+    return 1.0 - (b[1] - a[1]) / (b[0] - a[0])
+
+
 def base_environment() -> dict:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {
@@ -121,6 +144,7 @@ def base_environment() -> dict:
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "load_average_at_start": list(load) if load else None,
+        "cpu_busy_before_start": cpu_busy_fraction(1.0),
         "git": git_revision(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
@@ -290,7 +314,7 @@ def markdown_table(rows: Iterable[dict]) -> str:
 
 def environment_lines(env: dict) -> list[str]:
     keys = ["date", "hostname", "device", "device_name", "cpu_model", "cpu_count", "threads", "torch", "cuda",
-            "numpy", "sklearn", "snakemake", "python", "load_average_at_start", "git"]
+            "numpy", "sklearn", "snakemake", "python", "load_average_at_start", "cpu_busy_before_start", "git"]
     lines = []
     for key in keys:
         if key in env and env[key] is not None:
@@ -299,8 +323,19 @@ def environment_lines(env: dict) -> list[str]:
                 value = f"{(value.get('commit') or '?')[:12]}{' (dirty)' if value.get('dirty') else ''}"
             elif key == "load_average_at_start" and isinstance(value, list):
                 value = ", ".join(f"{v:.2f}" for v in value)
+            elif key == "cpu_busy_before_start":
+                value = f"{value:.0%} of all cores (other processes, 1 s before the start)"
             lines.append(f"- {key}: {value}")
     return lines
+
+
+def busy_warning(env: dict) -> list[str]:
+    """A warning line when other processes kept >= 20% of the cores busy just before the start."""
+    busy, cores = env.get("cpu_busy_before_start"), env.get("cpu_count") or 1
+    if busy is not None and busy >= 0.2:
+        return [f"> **Warning**: the machine was busy ({busy:.0%} of {cores} cores used by other processes just "
+                "before the start); timings are unreliable. Re-run on a quiet machine.", ""]
+    return []
 
 
 def log(message: str) -> None:

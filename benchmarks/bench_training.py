@@ -425,11 +425,18 @@ class Bench:
         metrics = json.loads((work / "run" / "metrics.json").read_text())
         mem = sampler.result()
         main_rss = usage.ru_maxrss * 1024 / C.GIB
+        # fixed cost: a process that only imports what `brb cluster` imports (torch, sklearn, pandas, brb)
+        base_cmd = [sys.executable, "-c", "import torch, sklearn.cluster, pandas, pyarrow, brb.cli, "
+                    "brb.stages, brb.cluster.trainer, brb.models.checkpoint"]
+        base = subprocess.Popen(base_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=C.REPO)
+        _, _, base_usage = os.wait4(base.pid, 0)
+        base.returncode = 0
         result = {
             "seconds": wall,
             "main_rss_peak_gib": main_rss,
             "tree_pss_peak_gib": mem["tree_pss_peak_gib"],
             "pss_samples": mem["samples"],
+            "import_baseline_rss_gib": base_usage.ru_maxrss * 1024 / C.GIB,
             "command": " ".join(cmd),
             "epochs": a.memory_epochs,
             "algorithm": a.memory_algorithm,
@@ -528,7 +535,8 @@ def summary_rows(result: dict) -> list[dict]:
     if "memory" in st:
         m = st["memory"]
         rows.append(C.summary_row("memory_main_rss", m["main_rss_peak_gib"], device_type,
-                                  note=f"`brb cluster`, {m['epochs']} epochs incl. a BRB step"))
+                                  note=f"`brb cluster`, {m['epochs']} epochs incl. a BRB step; imports alone "
+                                       f"{C.fmt(m.get('import_baseline_rss_gib'))} GiB"))
         rows.append(C.summary_row("memory_tree_pss", m["tree_pss_peak_gib"], device_type))
     return rows
 
@@ -565,6 +573,7 @@ def to_markdown(result: dict) -> str:
         f"{s['warmup_epochs']} warm-up epoch(s), headline = median of {s['epochs_per_measure']} timed epoch(s). "
         f"Clustering epochs = `train_epoch` + the per-epoch evaluation of `fit`.",
         "",
+        *C.busy_warning(env),
         *C.environment_lines(env),
         f"- command: `{env['command']}`",
         "",
