@@ -48,11 +48,11 @@ REFERENCE: dict[str, dict] = {
         "reference": 71.0, "target": 2.0,
     },
     "memory_main_rss": {
-        "label": "peak memory of a clustering run: main process RSS (GiB)",
+        "label": "peak memory of a clustering run: main process RSS",
         "reference": 3.8, "target": TARGET_MEMORY_BYTES / GIB, "unit": "GiB",
     },
     "memory_tree_pss": {
-        "label": "peak memory of a clustering run: process tree PSS (GiB)",
+        "label": "peak memory of a clustering run: process tree PSS",
         "reference": 4.2, "target": TARGET_MEMORY_BYTES / GIB, "unit": "GiB",
     },
     "dryrun": {

@@ -134,7 +134,10 @@ FALLBACK_SETTINGS = {
 class Bench:
     def __init__(self, args: argparse.Namespace):
         self.args = args
-        self.device = resolve_device(args.device)
+        try:
+            self.device = resolve_device(args.device)
+        except RuntimeError as err:
+            raise SystemExit(f"bench_training: {err}") from None
         self.cuda = self.device.type == "cuda"
         torch.set_num_threads(args.threads)
         self.stages: dict[str, dict] = {}
@@ -166,6 +169,8 @@ class Bench:
         merged = dict(self.preset.get("settings", {}))
         merged = deep_merge(merged, self.preset.get("dataset_settings", {}).get(self.args.dataset, {}) or {})
         merged = deep_merge(merged, self.preset.get("algorithm_settings", {}).get(algorithm, {}) or {})
+        if self.args.quick:  # tiny sizes: exercise every code path in seconds
+            merged = deep_merge(merged, {"model": {"hidden": [128, 64, 32]}, "brb": {"subsample": 1000}})
         merged = deep_merge(merged, {
             "data": {"dataset": self.args.dataset},
             "cluster": {"algorithm": algorithm},

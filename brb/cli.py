@@ -198,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from brb.checkpointing import Interrupted, ResumeError
     from brb.cluster.trainer import TrainingError
     from brb.data.registry import DataFileError
     from brb.models.checkpoint import CheckpointError
@@ -205,7 +206,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, DataFileError, CheckpointError, TrainingError, KeyError, ValueError) as err:
+    except Interrupted as err:
+        print(f"brb {args.command}: interrupted: {err}", file=sys.stderr)
+        return 143
+    except (ResumeError, ConfigError, DataFileError, CheckpointError, TrainingError, KeyError, ValueError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"brb {args.command}: error: {message}", file=sys.stderr)
         return 2

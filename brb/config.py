@@ -125,6 +125,11 @@ class ClusterConfig(_Section):
     )
     dcn_count_init: float = Field(100.0, gt=0, description="initial per-cluster count of DCN")
     kmeans_n_init: int = Field(10, gt=0, description="k-means restarts for the initial centroids")
+    empty_clusters: Literal["keep", "reseed"] = Field(
+        "keep",
+        description="a cluster left without points after an epoch: 'keep' its centroid (paper), or 'reseed' it "
+        "on the point farthest from its own centroid; counted in the history either way",
+    )
     eval_batch_size: int = Field(4096, gt=0, description="batch size for whole-dataset embedding")
 
     @field_validator("algorithm")
@@ -168,6 +173,9 @@ class RunConfig(_Section):
     seed: int = Field(0, ge=0, description="random seed (torch, numpy, k-means)")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     threads: Optional[int] = Field(None, gt=0, description="torch CPU threads (None: torch's default)")
+    checkpoint_every: int = Field(
+        10, ge=0, description="write a resume checkpoint every N epochs (0: never; SIGTERM always writes one)"
+    )
 
     @field_validator("device")
     @classmethod
@@ -196,6 +204,12 @@ class Config(_Section):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a resumed run must share with the interrupted one (threads and checkpoint cadence may differ)."""
+        values = self.to_dict()
+        values["run"] = {k: v for k, v in values["run"].items() if k not in ("threads", "checkpoint_every", "device")}
+        return values
 
 
 SECTIONS: dict[str, type[_Section]] = {

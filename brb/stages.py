@@ -49,7 +49,7 @@ def pretrain_stage(config: Config, data_path: Path, out_dir: Path, progress: boo
     out_dir = Path(out_dir)
     prepared = load_prepared(data_path)
     config.data.dataset = prepared.name
-    result = pretrain_autoencoder(config, prepared, progress=progress)
+    result = pretrain_autoencoder(config, prepared, progress=progress, checkpoint_dir=out_dir)
     env = job_environment(resolve_device(config.run.device))
     write_json(out_dir / "job_env.json", env)
     write_parquet(result.history, out_dir / "history.parquet")
@@ -61,6 +61,7 @@ def pretrain_stage(config: Config, data_path: Path, out_dir: Path, progress: boo
         wall_time_s=result.wall_time_s,
         final_loss=float(result.history["loss"].iloc[-1]) if len(result.history) else None,
     )
+    result.checkpointer.clear()
     return {"checkpoint": out_dir / "model.pt", "history": out_dir / "history.parquet"}
 
 
@@ -78,7 +79,7 @@ def cluster_stage(
         model, payload = load_model(pretrained, input_shape=data.sample_shape)
         arch = payload["arch"]
     env = job_environment(device)
-    trainer = ClusterTrainer(config, data, model)
+    trainer = ClusterTrainer(config, data, model, checkpoint_dir=out_dir)
     result = trainer.fit(progress=progress)
     write_json(out_dir / "job_env.json", env)
     write_parquet(result.history, out_dir / "history.parquet")
@@ -96,6 +97,7 @@ def cluster_stage(
         "config": config.to_dict(),
     }
     write_json(out_dir / "metrics.json", metrics)
+    trainer.checkpointer.clear()
     return {"run directory": out_dir, "metrics": out_dir / "metrics.json"}
 
 

@@ -105,7 +105,7 @@ def test_tiny_study_runs_and_rebuilds_only_what_changed(tmp_path):
         assert (results / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # asking for one table again runs nothing
-    out = snakemake("-n", "--configfile", TINY, "results/tables/summary.md", cwd=tmp_path)
+    out = snakemake("-n", "results/tables/summary.md", "--configfile", TINY, cwd=tmp_path)
     assert "Nothing to be done" in out.stdout + out.stderr
 
     # changing one algorithm's parameter re-runs only its runs and what depends on them

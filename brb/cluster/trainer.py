@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
+
+import sys
 
 import numpy as np
 import pandas as pd
@@ -17,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from brb.checkpointing import Checkpointer, Interrupted, restore_rng_state, rng_state, stop_on_signals
 from brb.cluster.brb_ops import recluster, soft_reset, subsample_indices
 from brb.cluster.losses import ALGORITHMS, CentroidObjective
 from brb.config import Config
@@ -92,8 +96,15 @@ def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.
 class ClusterTrainer:
     """Deep clustering of one dataset with one algorithm; BRB parts switched by ``config.brb``."""
 
-    def __init__(self, config: Config, data: PreparedData | DeviceData, model: Optional[nn.Module] = None):
+    def __init__(
+        self,
+        config: Config,
+        data: PreparedData | DeviceData,
+        model: Optional[nn.Module] = None,
+        checkpoint_dir: Optional[Path] = None,
+    ):
         self.config = config
+        self.checkpointer = Checkpointer(checkpoint_dir, config.run.checkpoint_every, config.fingerprint())
         self.device = setup_run(config.run)
         if isinstance(data, PreparedData):
             data = DeviceData(data, self.device, config.data.normalize, config.data.resize)
@@ -191,27 +202,82 @@ class ClusterTrainer:
             "cluster_change": cluster_change(previous, labels),
             "brb": False,
             "n_empty_clusters": self.n_clusters - n_used,
+            "n_reseeded": 0,
             "time_s": time.perf_counter(),
             "labels": labels,
         }
         self.history.append(row)
         return row
 
+    def reseed_empty(self, z: torch.Tensor, labels: np.ndarray) -> int:
+        """Move each empty cluster's centroid onto the point farthest from its own centroid."""
+        with torch.no_grad():
+            centroids = self.objective.centroids
+            assigned = torch.as_tensor(labels, device=z.device)
+            dist = (z - centroids[assigned]).pow(2).sum(dim=1)
+            empty = sorted(set(range(self.n_clusters)) - set(np.unique(labels).tolist()))
+            far = dist.argsort(descending=True)[: len(empty)]
+            for j, i in zip(empty, far.tolist()):
+                centroids[j] = z[i]
+        return len(empty)
+
+    # --- resumable state ---------------------------------------------------------------------------
+    def _generators(self) -> dict:
+        return {"batches": self.cpu_gen, "augment": self.augmenter.generator if self.augmenter else None}
+
+    def state(self, epoch: int, elapsed: float) -> dict:
+        return {
+            "epoch": epoch,
+            "elapsed": elapsed,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "objective": self.objective.state_dict(),
+            "history": self.history,
+            "labels": self.labels,
+            "rng": rng_state(self._generators()),
+        }
+
+    def restore(self, state: dict) -> int:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.objective.load_state_dict(state["objective"])
+        self.history = state["history"]
+        self.labels = state["labels"]
+        restore_rng_state(state["rng"], self._generators())
+        return int(state["epoch"])
+
     def fit(self, progress: bool = True) -> ClusterResult:
         c = self.config.cluster
-        start = time.perf_counter()
+        start_epoch, elapsed = 0, 0.0
+        saved = self.checkpointer.load()
+        if saved is not None:
+            start_epoch, elapsed = self.restore(saved), float(saved["elapsed"])
+        start = time.perf_counter() - elapsed
         label = f"{c.algorithm}/{self.config.brb.variant} seed {self.config.run.seed}"
         bar = Progress(label, c.epochs, enabled=progress)
-        for epoch in range(c.epochs):
-            fired = self.brb_due(epoch)
-            if fired:
-                self.apply_brb(epoch)
-                self.history[-1]["brb"] = True  # the row of the state BRB was applied to
-            losses = self.train_epoch(epoch)
-            z = embed(self.model, self.data, c.eval_batch_size)
-            self.labels = self.objective.predict(z).cpu().numpy()
-            row = self._record(epoch + 1, self.labels, z, losses)
-            bar.update(epoch + 1, loss=row["loss"], acc=row["acc"], brb=int(fired))
+        if saved is not None and progress:
+            print(f"[{label}] resumed from {self.checkpointer.path} at epoch {start_epoch}", file=sys.stderr)
+        with stop_on_signals() as stop:
+            for epoch in range(start_epoch, c.epochs):
+                fired = self.brb_due(epoch)
+                if fired:
+                    self.apply_brb(epoch)
+                    self.history[-1]["brb"] = True  # the row of the state BRB was applied to
+                losses = self.train_epoch(epoch)
+                z = embed(self.model, self.data, c.eval_batch_size)
+                self.labels = self.objective.predict(z).cpu().numpy()
+                row = self._record(epoch + 1, self.labels, z, losses)
+                if c.empty_clusters == "reseed" and row["n_empty_clusters"] > 0:
+                    row["n_reseeded"] = self.reseed_empty(z, self.labels)
+                bar.update(epoch + 1, loss=row["loss"], acc=row["acc"], brb=int(fired))
+                if stop.requested is not None:
+                    self.checkpointer.save(self.state(epoch + 1, time.perf_counter() - start))
+                    raise Interrupted(
+                        f"stopped by signal {stop.requested} after epoch {epoch + 1}/{c.epochs}; "
+                        f"checkpoint {self.checkpointer.path} (re-run the same command to resume)"
+                    )
+                if self.checkpointer.due(epoch + 1, c.epochs):
+                    self.checkpointer.save(self.state(epoch + 1, time.perf_counter() - start))
         wall = time.perf_counter() - start
         history = pd.DataFrame([{k: v for k, v in r.items() if k != "labels"} for r in self.history])
         history["time_s"] = history["time_s"] - history["time_s"].iloc[0]
@@ -251,7 +317,15 @@ class DeviceSubset:
 
 
 def run_clustering(
-    config: Config, data: PreparedData, model: Optional[nn.Module] = None, progress: bool = True
+    config: Config,
+    data: PreparedData,
+    model: Optional[nn.Module] = None,
+    progress: bool = True,
+    checkpoint_dir: Optional[Path] = None,
 ) -> ClusterResult:
-    """Python API: cluster ``data`` as ``config`` says, starting from ``model`` (e.g. a pretrained autoencoder)."""
-    return ClusterTrainer(config, data, model).fit(progress=progress)
+    """Python API: cluster ``data`` as ``config`` says, starting from ``model`` (e.g. a pretrained autoencoder).
+
+    With ``checkpoint_dir``, resume state is saved there every ``run.checkpoint_every`` epochs (and on
+    SIGTERM) and picked up by the next call with the same configuration.
+    """
+    return ClusterTrainer(config, data, model, checkpoint_dir).fit(progress=progress)
