@@ -2,35 +2,35 @@
 
 Python API (the console script ``brb`` is a thin layer over it)::
 
-    from brb import Config, prepare_dataset, load_prepared, pretrain_autoencoder, run_clustering
+    from brb import load_config, prepare_dataset, load_prepared, pretrain_autoencoder, run_clustering
+
+Names are imported on first use, so that ``import brb.config`` (e.g. by the workflow, to validate a
+study) stays free of torch and scikit-learn.
 """
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-from brb.config import Config, ConfigError, load_config  # noqa: E402
-from brb.data import DataFileError, load_prepared, prepare_dataset  # noqa: E402
-from brb.metrics import clustering_metrics  # noqa: E402
+_EXPORTS = {
+    "Config": "brb.config",
+    "ConfigError": "brb.config",
+    "load_config": "brb.config",
+    "make_config": "brb.config",
+    "DataFileError": "brb.data",
+    "load_prepared": "brb.data",
+    "prepare_dataset": "brb.data",
+    "clustering_metrics": "brb.metrics",
+    "pretrain_autoencoder": "brb.pretrain",
+    "run_clustering": "brb.cluster",
+}
 
-__all__ = [
-    "Config",
-    "ConfigError",
-    "DataFileError",
-    "load_config",
-    "load_prepared",
-    "prepare_dataset",
-    "clustering_metrics",
-    "pretrain_autoencoder",
-    "run_clustering",
-]
+__all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):  # torch-heavy entry points are imported lazily
-    if name == "pretrain_autoencoder":
-        from brb.pretrain import pretrain_autoencoder
-
-        return pretrain_autoencoder
-    if name == "run_clustering":
-        from brb.cluster import run_clustering
-
-        return run_clustering
-    raise AttributeError(name)
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'brb' has no attribute {name!r}")

@@ -135,10 +135,8 @@ class ClusterConfig(_Section):
     @field_validator("algorithm")
     @classmethod
     def _known_algorithm(cls, value: str) -> str:
-        from brb.cluster.losses import ALGORITHMS
-
-        if value not in ALGORITHMS:
-            raise ValueError(f"unknown algorithm {value!r}; known: {', '.join(sorted(ALGORITHMS))}")
+        if value not in ALGORITHM_DEFAULTS:  # one entry per algorithm of brb.cluster.losses.ALGORITHMS
+            raise ValueError(f"unknown algorithm {value!r}; known: {', '.join(sorted(ALGORITHM_DEFAULTS))}")
         return value
 
     def resolved_weights(self) -> dict[str, float]:

@@ -20,9 +20,8 @@ def _contingency(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         raise ValueError("label vectors are empty")
     _, t = np.unique(y_true, return_inverse=True)
     _, p = np.unique(y_pred, return_inverse=True)
-    table = np.zeros((p.max() + 1, t.max() + 1), dtype=np.int64)
-    np.add.at(table, (p, t), 1)
-    return table  # rows: predicted clusters, columns: classes
+    n_pred, n_true = p.max() + 1, t.max() + 1
+    return np.bincount(p * n_true + t, minlength=n_pred * n_true).reshape(n_pred, n_true)  # rows: predicted clusters, columns: classes
 
 
 def cluster_acc(y_true, y_pred) -> float:

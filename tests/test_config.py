@@ -63,3 +63,26 @@ def test_load_config_file_and_overrides(tmp_path):
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(bad)
+
+
+def test_registries_agree_with_config_defaults():
+    from brb.cluster.losses import ALGORITHMS
+    from brb.config import ALGORITHM_DEFAULTS
+    from brb.models import ARCHITECTURES, architecture
+
+    assert set(ALGORITHMS) == set(ALGORITHM_DEFAULTS)
+    for name in ARCHITECTURES:
+        assert callable(architecture(name))
+
+
+def test_config_validation_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, brb.config as c; "
+        "c.make_config({'cluster': {'algorithm': 'dcn'}, 'model': {'arch': 'mlp'}, 'data': {'dataset': 'mnist'}}); "
+        "print('torch' in sys.modules, 'sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

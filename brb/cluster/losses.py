@@ -127,12 +127,12 @@ class DCN(CentroidObjective):
         assign = self.predict(z)
         n = torch.bincount(assign, minlength=self.n_clusters).to(z.dtype)
         sums = torch.zeros_like(self.centroids).index_add_(0, assign, z)
-        hit = n > 0
+        hit = (n > 0)[:, None]
         if self.config.dcn_update == "counts":
             # Sequential updates μ ← μ − (1/c)(μ − z_i), c ← c + 1 for each assigned point equal the
             # running mean: μ ← (c·μ + Σ z_i) / (c + n).
             new = (self.counts[:, None] * self.centroids + sums) / (self.counts + n)[:, None]
-            self.centroids[hit] = new[hit]
+            self.centroids.copy_(torch.where(hit, new, self.centroids))
             self.counts += n
         else:
             # Public BRB code: counts never grow, so each point moves its centroid by a fixed
@@ -142,7 +142,7 @@ class DCN(CentroidObjective):
             keep = (1.0 - eta) ** n
             mean = sums / n.clamp_min(1)[:, None]
             new = keep[:, None] * self.centroids + (1 - keep)[:, None] * mean
-            self.centroids[hit] = new[hit]
+            self.centroids.copy_(torch.where(hit, new, self.centroids))
 
     def reset_momentum(self, optimizer, steps: bool = False):
         """DCN's centroids are not optimised by Adam; their 'momentum' is the running count."""

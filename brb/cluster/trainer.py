@@ -70,7 +70,7 @@ def check_finite(value: torch.Tensor, term: str, epoch: int) -> None:
     if not torch.isfinite(value).all():
         raise TrainingError(
             f"non-finite {term} loss ({value.item()}) at epoch {epoch}; lower the learning rate or check the "
-            "input data. Nothing was written for this run."
+            "input data. The run's outputs were not written; its last resume checkpoint (if any) is kept."
         )
 
 
@@ -85,8 +85,11 @@ class ClusterResult:
     extra: dict = field(default_factory=dict)
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+def _batches(n: int, batch_size: int, generator: torch.Generator, device=None) -> list[torch.Tensor]:
+    """Shuffled index batches (drawn on the CPU for reproducibility, moved to ``device`` at once)."""
     perm = torch.randperm(n, generator=generator)
+    if device is not None:
+        perm = perm.to(device)
     parts = list(perm.split(batch_size))
     if len(parts) > 1 and len(parts[-1]) < 2:  # BatchNorm cannot train on a single sample
         parts[-2] = torch.cat([parts[-2], parts.pop()])
@@ -154,44 +157,43 @@ class ClusterTrainer:
         target_full = None
         if c.target == "dataset" and self.weights["cluster_weight"] > 0:
             target_full = self.objective.full_target(embed(self.model, self.data, c.eval_batch_size))
-        sums = {"loss": 0.0, "loss_cluster": 0.0, "loss_reconstruction": 0.0}
+        use_reconstruction = self.weights["reconstruction_weight"] > 0
+        zero = torch.zeros((), device=self.device)
+        sums = {"loss": zero.clone(), "loss_cluster": zero.clone(), "loss_reconstruction": zero.clone()}
         n_batches = 0
-        for idx in _batches(len(self.data), c.batch_size, self.cpu_gen):
-            idx = idx.to(self.device)
+        for idx in _batches(len(self.data), c.batch_size, self.cpu_gen, self.device):
             x = self.data.batch(idx)
             x_aug = self.data.batch(idx, self.augmenter) if self.augmenter is not None else None
-            if x_aug is not None:
-                z_both, rec_both = self.model(torch.cat([x, x_aug]))
-                z, z_aug = z_both.split(len(x))
-                rec, rec_aug = rec_both.split(len(x))
-            else:
-                z, rec = self.model(x)
-                z_aug = rec_aug = None
+            inputs = torch.cat([x, x_aug]) if x_aug is not None else x
+            if use_reconstruction:
+                z_all, rec_all = self.model(inputs)
+            else:  # DEC: the decoder is not needed
+                z_all, rec_all = self.model.encode(inputs), None
+            z, z_aug = (z_all.split(len(x)) if x_aug is not None else (z_all, None))
             target = target_full[idx] if target_full is not None else None
             loss_c = self.objective.loss(z, z_aug, target)
-            check_finite(loss_c, "clustering", epoch)
             loss = self.weights["cluster_weight"] * loss_c
-            loss_r = torch.zeros((), device=self.device)
-            if self.weights["reconstruction_weight"] > 0:
-                loss_r = F.mse_loss(rec, x.reshape(len(x), -1))
-                if rec_aug is not None:
-                    loss_r = 0.5 * (loss_r + F.mse_loss(rec_aug, x_aug.reshape(len(x), -1)))
-                check_finite(loss_r, "reconstruction", epoch)
+            loss_r = zero
+            if use_reconstruction:
+                loss_r = F.mse_loss(rec_all, inputs.reshape(len(inputs), -1))
                 loss = loss + self.weights["reconstruction_weight"] * loss_r
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             self.objective.after_step(z.detach())
-            sums["loss"] += float(loss.detach())
-            sums["loss_cluster"] += float(loss_c.detach())
-            sums["loss_reconstruction"] += float(loss_r.detach())
+            sums["loss"] += loss.detach()
+            sums["loss_cluster"] += loss_c.detach()
+            sums["loss_reconstruction"] += loss_r.detach()
             n_batches += 1
-        return {k: v / max(n_batches, 1) for k, v in sums.items()}
+        # one device synchronisation per epoch; a non-finite batch loss makes its epoch sum non-finite
+        check_finite(sums["loss_cluster"], "clustering", epoch)
+        check_finite(sums["loss_reconstruction"], "reconstruction", epoch)
+        return {k: float(v) / max(n_batches, 1) for k, v in sums.items()}
 
     def _record(self, epoch: int, labels: np.ndarray, z: torch.Tensor, losses: dict) -> dict:
         """History row of the state after ``epoch`` epochs. ``brb`` becomes True when BRB is applied to
         this state, i.e. at the start of (0-indexed) epoch ``epoch``; so BRB rows are T, 2T, ..."""
-        previous = self.history[-1]["labels"] if self.history else labels
+        previous = self.labels  # the previous epoch's labels
         n_used = len(np.unique(labels))
         row = {
             "epoch": epoch,
@@ -204,7 +206,6 @@ class ClusterTrainer:
             "n_empty_clusters": self.n_clusters - n_used,
             "n_reseeded": 0,
             "time_s": time.perf_counter(),
-            "labels": labels,
         }
         self.history.append(row)
         return row
@@ -265,10 +266,11 @@ class ClusterTrainer:
                     self.history[-1]["brb"] = True  # the row of the state BRB was applied to
                 losses = self.train_epoch(epoch)
                 z = embed(self.model, self.data, c.eval_batch_size)
-                self.labels = self.objective.predict(z).cpu().numpy()
-                row = self._record(epoch + 1, self.labels, z, losses)
+                labels = self.objective.predict(z).cpu().numpy()
+                row = self._record(epoch + 1, labels, z, losses)  # compares with self.labels
+                self.labels = labels
                 if c.empty_clusters == "reseed" and row["n_empty_clusters"] > 0:
-                    row["n_reseeded"] = self.reseed_empty(z, self.labels)
+                    row["n_reseeded"] = self.reseed_empty(z, labels)
                 bar.update(epoch + 1, loss=row["loss"], acc=row["acc"], brb=int(fired))
                 if stop.requested is not None:
                     self.checkpointer.save(self.state(epoch + 1, time.perf_counter() - start))
@@ -279,7 +281,7 @@ class ClusterTrainer:
                 if self.checkpointer.due(epoch + 1, c.epochs):
                     self.checkpointer.save(self.state(epoch + 1, time.perf_counter() - start))
         wall = time.perf_counter() - start
-        history = pd.DataFrame([{k: v for k, v in r.items() if k != "labels"} for r in self.history])
+        history = pd.DataFrame(self.history)
         history["time_s"] = history["time_s"] - history["time_s"].iloc[0]
         final = clustering_metrics(self.data.y, self.labels)
         metrics = {

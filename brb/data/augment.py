@@ -31,9 +31,11 @@ class RandomAffine:
         ty = self._uniform(n, 2 * self.translate, device)
         cos, sin = torch.cos(angle), torch.sin(angle)
         tan = torch.tan(shear)
-        # forward map A = R(angle) @ Shear_x(shear)
-        a = torch.stack([torch.stack([cos, cos * tan - sin], -1), torch.stack([sin, sin * tan + cos], -1)], -2)
-        a_inv = torch.linalg.inv(a)
+        # forward map A = R(angle) @ Shear_x(shear) = [[cos, cos·tan − sin], [sin, sin·tan + cos]], det A = 1,
+        # so its inverse is the adjugate (closed form: no solver, no device synchronisation)
+        a_inv = torch.stack(
+            [torch.stack([sin * tan + cos, sin - cos * tan], -1), torch.stack([-sin, cos], -1)], -2
+        )
         t = torch.stack([tx, ty], -1).unsqueeze(-1)
         return torch.cat([a_inv, -a_inv @ t], dim=-1)
 

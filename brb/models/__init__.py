@@ -1,26 +1,29 @@
 """Network registry. Every architecture exposes ``encoder``/``decoder`` (``decoder`` may be None),
-``encode(x)``, ``forward(x) -> (z, reconstruction)`` and ``reset_layers(include_embedding)`` (the
-layers BRB's soft reset may touch, in order from input to embedding)."""
+``encode(x)``, ``forward(x) -> (z, reconstruction)``, ``reset_layers(include_embedding)`` (the layers
+BRB's soft reset may touch, input side first) and ``arch_kwargs()`` (its constructor arguments).
+
+Entries are ``"module:class"`` strings resolved on use, so the registry can be read without torch.
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+import importlib
 
-import torch.nn as nn
-
-from brb.models.autoencoder import FeedForwardAutoencoder
-
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
-    "mlp": FeedForwardAutoencoder,
+ARCHITECTURES: dict[str, str] = {
+    "mlp": "brb.models.autoencoder:FeedForwardAutoencoder",
 }
 
 
-def build_model(arch: str, **kwargs) -> nn.Module:
+def architecture(name: str):
     try:
-        factory = ARCHITECTURES[arch]
+        module, cls = ARCHITECTURES[name].split(":")
     except KeyError:
-        raise KeyError(f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}") from None
-    return factory(**kwargs)
+        raise KeyError(f"unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}") from None
+    return getattr(importlib.import_module(module), cls)
 
 
-__all__ = ["ARCHITECTURES", "FeedForwardAutoencoder", "build_model"]
+def build_model(arch: str, **kwargs):
+    return architecture(arch)(**kwargs)
+
+
+__all__ = ["ARCHITECTURES", "architecture", "build_model"]

@@ -70,21 +70,20 @@ def pretrain_autoencoder(
     with stop_on_signals() as stop:
         for epoch in range(start_epoch, p.epochs):
             model.train()
-            total, n = 0.0, 0
-            for idx in _batches(len(ddata), p.batch_size, gen):
-                idx = idx.to(device)
+            total, n = torch.zeros((), device=device), 0
+            for idx in _batches(len(ddata), p.batch_size, gen, device):
                 x = ddata.batch(idx)
                 if augmenter is not None:
                     x = torch.cat([x, ddata.batch(idx, augmenter)])
                 _, rec = model(x)
                 loss = F.mse_loss(rec, x.reshape(len(x), -1))
-                check_finite(loss, "reconstruction", epoch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                total += float(loss.detach())
+                total += loss.detach()
                 n += 1
-            rows.append({"epoch": epoch + 1, "loss": total / max(n, 1), "time_s": time.perf_counter() - start})
+            check_finite(total, "reconstruction", epoch)  # one synchronisation per epoch
+            rows.append({"epoch": epoch + 1, "loss": float(total) / max(n, 1), "time_s": time.perf_counter() - start})
             bar.update(epoch + 1, loss=rows[-1]["loss"])
             if stop.requested is not None:
                 checkpointer.save(state(epoch + 1))
