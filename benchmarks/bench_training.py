@@ -61,6 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--offline", action="store_true", help="never download while preparing (mirrors only)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--threads", type=int, default=2, help="torch / OpenMP / BLAS threads (default 2)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="run.precision of the measured runs (default fp32; bf16 = autocast matrix products)")
     p.add_argument("--warmup", type=int, default=1, help="untimed-in-the-headline warm-up epochs (default 1)")
     p.add_argument("--epochs-per-measure", type=int, default=1,
                    help="timed epochs after the warm-up; the headline is their median (default 1)")
@@ -175,7 +177,8 @@ class Bench:
             "data": {"dataset": self.args.dataset},
             "cluster": {"algorithm": algorithm},
             "brb": {"variant": "brb"},
-            "run": {"seed": 0, "device": str(self.device), "threads": self.args.threads},
+            "run": {"seed": 0, "device": str(self.device), "threads": self.args.threads,
+                    "precision": self.args.precision},
         })
         return deep_merge(merged, override)
 

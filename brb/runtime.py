@@ -34,6 +34,11 @@ def setup_run(run: RunConfig) -> torch.device:
     return resolve_device(run.device)
 
 
+def autocast(device: torch.device, precision: str):
+    """Mixed-precision context for the network's forward pass (a no-op for fp32)."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def job_environment(device: torch.device) -> dict:
     """What ran this job: SLURM ids, visible GPUs, host, versions."""
     env = {key: os.environ.get(key) for key in ("SLURM_JOB_ID", "SLURM_JOB_NODELIST", "CUDA_VISIBLE_DEVICES")}

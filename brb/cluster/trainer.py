@@ -29,7 +29,7 @@ from brb.data.prepared import PreparedData
 from brb.data.tensors import DeviceData
 from brb.metrics import cluster_change, clustering_metrics
 from brb.models import build_model
-from brb.runtime import Progress, setup_run
+from brb.runtime import Progress, autocast, setup_run
 
 
 class TrainingError(RuntimeError):
@@ -37,11 +37,13 @@ class TrainingError(RuntimeError):
 
 
 @torch.inference_mode()
-def embed(model: nn.Module, data: DeviceData, batch_size: int = 4096) -> torch.Tensor:
-    """Embedding of the whole dataset in eval mode, in large batches."""
+def embed(model: nn.Module, data: DeviceData, batch_size: int = 4096, precision: str = "fp32") -> torch.Tensor:
+    """Embedding of the whole dataset in eval mode, in large batches (float32 result)."""
     was_training = model.training
     model.eval()
-    z = torch.cat([model.encode(x) for x in data.iter_batches(batch_size)])
+    device = next(model.parameters()).device
+    with autocast(device, precision):
+        z = torch.cat([model.encode(x).float() for x in data.iter_batches(batch_size)])
     model.train(was_training)
     return z
 
@@ -122,7 +124,7 @@ class ClusterTrainer:
         self.augmenter = make_augmenter(config, data, self.device) if c.augment else None
         self.parts = config.brb.parts()
 
-        z = embed(self.model, data, c.eval_batch_size)
+        z = embed(self.model, data, c.eval_batch_size, config.run.precision)
         init = recluster(z.cpu().numpy(), self.n_clusters, "kmeans", config.run.seed, c.kmeans_n_init)
         self.objective = ALGORITHMS[c.algorithm](c, torch.from_numpy(init)).to(self.device)
         params = [{"params": list(self.model.parameters()), "name": "network"}]
@@ -144,7 +146,8 @@ class ClusterTrainer:
         if self.parts["recluster"]:
             idx = subsample_indices(len(self.data), b.subsample, self.config.run.seed * 100003 + epoch)
             sub = DeviceSubset(self.data, idx)
-            z = embed(self.model, sub, self.config.cluster.eval_batch_size).cpu().numpy()
+            z = embed(self.model, sub, self.config.cluster.eval_batch_size, self.config.run.precision)
+            z = z.cpu().numpy()
             centers = recluster(z, self.n_clusters, b.recluster_method, self.config.run.seed + epoch, b.kmeans_n_init)
             self.objective.set_centroids(torch.from_numpy(centers))
         if self.parts["momentum_reset"]:
@@ -156,7 +159,8 @@ class ClusterTrainer:
         self.model.train()
         target_full = None
         if c.target == "dataset" and self.weights["cluster_weight"] > 0:
-            target_full = self.objective.full_target(embed(self.model, self.data, c.eval_batch_size))
+            z_full = embed(self.model, self.data, c.eval_batch_size, self.config.run.precision)
+            target_full = self.objective.full_target(z_full)
         use_reconstruction = self.weights["reconstruction_weight"] > 0
         zero = torch.zeros((), device=self.device)
         sums = {"loss": zero.clone(), "loss_cluster": zero.clone(), "loss_reconstruction": zero.clone()}
@@ -165,10 +169,13 @@ class ClusterTrainer:
             x = self.data.batch(idx)
             x_aug = self.data.batch(idx, self.augmenter) if self.augmenter is not None else None
             inputs = torch.cat([x, x_aug]) if x_aug is not None else x
-            if use_reconstruction:
-                z_all, rec_all = self.model(inputs)
-            else:  # DEC: the decoder is not needed
-                z_all, rec_all = self.model.encode(inputs), None
+            with autocast(self.device, self.config.run.precision):
+                if use_reconstruction:
+                    z_all, rec_all = self.model(inputs)
+                    rec_all = rec_all.float()
+                else:  # DEC: the decoder is not needed
+                    z_all, rec_all = self.model.encode(inputs), None
+            z_all = z_all.float()
             z, z_aug = (z_all.split(len(x)) if x_aug is not None else (z_all, None))
             target = target_full[idx] if target_full is not None else None
             loss_c = self.objective.loss(z, z_aug, target)
@@ -265,7 +272,7 @@ class ClusterTrainer:
                     self.apply_brb(epoch)
                     self.history[-1]["brb"] = True  # the row of the state BRB was applied to
                 losses = self.train_epoch(epoch)
-                z = embed(self.model, self.data, c.eval_batch_size)
+                z = embed(self.model, self.data, c.eval_batch_size, self.config.run.precision)
                 labels = self.objective.predict(z).cpu().numpy()
                 row = self._record(epoch + 1, labels, z, losses)  # compares with self.labels
                 self.labels = labels

@@ -18,7 +18,7 @@ from brb.cluster.trainer import _batches, check_finite, embed, make_augmenter, n
 from brb.config import Config
 from brb.data.prepared import PreparedData
 from brb.data.tensors import DeviceData
-from brb.runtime import Progress, setup_run
+from brb.runtime import Progress, autocast, setup_run
 
 
 @dataclass
@@ -75,8 +75,9 @@ def pretrain_autoencoder(
                 x = ddata.batch(idx)
                 if augmenter is not None:
                     x = torch.cat([x, ddata.batch(idx, augmenter)])
-                _, rec = model(x)
-                loss = F.mse_loss(rec, x.reshape(len(x), -1))
+                with autocast(device, config.run.precision):
+                    _, rec = model(x)
+                loss = F.mse_loss(rec.float(), x.reshape(len(x), -1))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
