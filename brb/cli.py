@@ -78,7 +78,11 @@ def cmd_pretrain(args) -> None:
 def cmd_cluster(args) -> None:
     from brb.stages import cluster_stage
 
-    _report(cluster_stage(_config(args), args.data, args.out, pretrained=args.pretrained, progress=not args.quiet))
+    _report(
+        cluster_stage(
+            _config(args), args.data, args.out, pretrained=args.pretrained, progress=not args.quiet, name=args.name
+        )
+    )
 
 
 def cmd_kmeans(args) -> None:
@@ -159,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrained", type=Path, help="model.pt from `brb pretrain` (default: a fresh network)")
     p.add_argument("--out", required=True, type=Path, help="run directory")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--name", help="variant name recorded in metrics.json (default: --brb.variant), e.g. brb_T5")
     _add_config_flags(p, STAGE_SECTIONS["cluster"])
     p.set_defaults(func=cmd_cluster)
 

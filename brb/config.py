@@ -155,6 +155,10 @@ class BRBConfig(_Section):
     )
     interval: int = Field(20, gt=0, description="T: BRB fires at the start of epochs T, 2T, ... (never 0)")
     alpha: float = Field(0.8, ge=0, le=1, description="soft reset: θ ← α·θ + (1−α)·φ, φ a fresh init")
+    alpha_step: float = Field(
+        0.0, ge=0, le=1, description="per-block increase of alpha towards the embedding (block i: alpha + i·step, "
+        "capped at 1), so deeper blocks are reset less"
+    )
     reset_embedding: bool = Field(False, description="also soft-reset the embedding (last encoder) layer")
     recluster_method: Literal["kmeans", "kmeans++", "kmedoids", "em", "random"] = Field(
         "kmeans", description="how new centroids are found on the embedding"

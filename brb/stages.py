@@ -66,8 +66,14 @@ def pretrain_stage(config: Config, data_path: Path, out_dir: Path, progress: boo
 
 
 def cluster_stage(
-    config: Config, data_path: Path, out_dir: Path, pretrained: Optional[Path] = None, progress: bool = True
+    config: Config,
+    data_path: Path,
+    out_dir: Path,
+    pretrained: Optional[Path] = None,
+    progress: bool = True,
+    name: Optional[str] = None,
 ) -> dict[str, Path]:
+    """Deep clustering run; ``name`` labels the variant in the outputs (default: ``brb.variant``)."""
     from brb.cluster.trainer import ClusterTrainer
     from brb.models.checkpoint import load_model, save_checkpoint
     from brb.runtime import job_environment
@@ -89,7 +95,8 @@ def cluster_stage(
         "dataset": config.data.dataset,
         "arch": arch,
         "algorithm": config.cluster.algorithm,
-        "variant": config.brb.variant,
+        "variant": name or config.brb.variant,
+        "brb_variant": config.brb.variant,
         "seed": config.run.seed,
         "pretrained": str(pretrained) if pretrained else None,
         **result.metrics,

@@ -129,3 +129,23 @@ def test_recluster_rejects_too_many_clusters_and_subsample_is_seeded():
     assert len(a) == 100 and len(set(a)) == 100 and np.array_equal(a, subsample_indices(1000, 100, seed=3))
     assert not np.array_equal(a, np.arange(100))  # random, not the first rows
     assert np.array_equal(subsample_indices(50, 100, seed=0), np.arange(50))
+
+
+def test_alpha_step_resets_deeper_blocks_less():
+    from brb.cluster import ClusterTrainer
+
+    from brb.data.prepared import PreparedData
+
+    rng = np.random.default_rng(0)
+    data = PreparedData("toy", rng.integers(0, 255, (60, 1, 4, 4), dtype=np.uint8), np.arange(60) % 3, ["a", "b", "c"])
+    cfg = make_config(
+        {"model": {"hidden": [8, 6, 5]}, "cluster": {"epochs": 0, "kmeans_n_init": 1},
+         "brb": {"variant": "reset", "alpha": 0.5, "alpha_step": 0.5}}
+    )
+    trainer = ClusterTrainer(cfg, data)
+    blocks = trainer.model.reset_blocks()
+    assert [len(b) for b in blocks] == [2, 2, 2]  # Linear + BatchNorm, embedding block excluded
+    before = [b[0].weight.detach().clone() for b in blocks]
+    trainer.apply_brb(1)
+    changed = [not torch.equal(b[0].weight, w) for b, w in zip(blocks, before)]
+    assert changed == [True, False, False]  # alphas 0.5, 1.0, 1.0 (capped)

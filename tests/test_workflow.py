@@ -59,16 +59,20 @@ def test_default_study_plan(tmp_path):
         ("ae_table.yaml", {"prepare": 6, "pretrain": 60, "cluster": 720, "kmeans_pixels": 60,
                            "kmeans_pretrained": 60, "evaluate": 840}),
         ("ae_table_main.yaml", {"prepare": 6, "cluster": 720, "kmeans_pixels": 60, "evaluate": 780}),
+        ("hyperparams.yaml", {"prepare": 1, "pretrain": 3, "cluster": 117, "evaluate": 123}),
     ],
 )
 def test_paper_preset_plans_every_run_offline(tmp_path, preset, expected):
-    out = snakemake("-n", "--configfile", REPO / "workflow" / "presets" / preset, cwd=tmp_path)
+    out = snakemake("-n", "-p", "--configfile", REPO / "workflow" / "presets" / preset, cwd=tmp_path)
     counts = job_counts(out.stdout)
     for rule, n in expected.items():
         assert counts.get(rule) == n, (rule, counts)
     if preset == "ae_table.yaml":
         # one pretrained checkpoint per (dataset, seed) feeds all 12 algorithm/variant runs
         assert "results/ae_table/pretrain/mnist/mlp/seed7/model.pt" in out.stdout
+    if preset == "hyperparams.yaml":  # named variants: their settings reach the console script
+        assert "--name brb_T5" in out.stdout and "--brb.interval '5'" in out.stdout
+        assert "--name baseline_lr1e-4" in out.stdout and "--cluster.lr '0.0001'" in out.stdout
     assert not (tmp_path / "results").exists()  # a dry run touches nothing
 
 
@@ -82,7 +86,10 @@ def test_bad_config_fails_before_any_job(tmp_path):
     assert proc.returncode != 0 and "brb.alpha" in proc.stdout + proc.stderr
     bad.write_text(TINY.read_text().replace("variants: [baseline, brb]", "variants: [baseline, everything]"))
     proc = snakemake("-n", "--configfile", bad, cwd=tmp_path, check=False)
-    assert proc.returncode != 0 and "everything" in proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "'everything' is neither one of" in proc.stdout + proc.stderr
+    bad.write_text(TINY.read_text() + "\nvariant_settings:\n  brb_T3: {base: brb, settings: {brb: {intervall: 3}}}\n")
+    proc = snakemake("-n", "--configfile", bad, cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "intervall" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
 
 

@@ -142,7 +142,8 @@ class ClusterTrainer:
     def apply_brb(self, epoch: int) -> None:
         b = self.config.brb
         if self.parts["soft_reset"]:
-            soft_reset(self.model.reset_layers(include_embedding=b.reset_embedding), b.alpha)
+            for i, block in enumerate(self.model.reset_blocks(include_embedding=b.reset_embedding)):
+                soft_reset(block, min(1.0, b.alpha + i * b.alpha_step))
         if self.parts["recluster"]:
             idx = subsample_indices(len(self.data), b.subsample, self.config.run.seed * 100003 + epoch)
             sub = DeviceSubset(self.data, idx)

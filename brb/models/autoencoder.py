@@ -56,7 +56,16 @@ class FeedForwardAutoencoder(nn.Module):
         z = self.encode(x)
         return z, self.decoder(z)
 
+    def reset_blocks(self, include_embedding: bool = False) -> list[list[nn.Module]]:
+        """Encoder blocks (a Linear and its BatchNorm), input side first; the last block is the embedding."""
+        blocks: list[list[nn.Module]] = []
+        for m in self.encoder:
+            if isinstance(m, nn.Linear):
+                blocks.append([m])
+            elif isinstance(m, nn.BatchNorm1d):
+                blocks[-1].append(m)
+        return blocks if include_embedding else blocks[:-1]
+
     def reset_layers(self, include_embedding: bool = False) -> list[nn.Module]:
-        """Encoder layers with parameters, input side first; the embedding layer is the last Linear."""
-        layers = [m for m in self.encoder if isinstance(m, (nn.Linear, nn.BatchNorm1d))]
-        return layers if include_embedding else layers[:-1]
+        """The modules of :meth:`reset_blocks`, flattened."""
+        return [m for block in self.reset_blocks(include_embedding) for m in block]

@@ -33,10 +33,11 @@ rule cluster:
             dataset=w.dataset,
             model={"arch": w.arch},
             cluster={"algorithm": w.algorithm},
-            brb={"variant": w.variant},
+            variant=w.variant,
+            brb={"variant": base_variant(w.variant)},
         ),
     shell:
-        "brb cluster --data {input.data} {params.pretrained} --out {params.outdir} "
+        "brb cluster --data {input.data} {params.pretrained} --out {params.outdir} --name {wildcards.variant} "
         "--run.seed {wildcards.seed} --run.threads {threads} {params.flags} > {log} 2>&1"
 
 
@@ -88,7 +89,7 @@ rule evaluate:
         f"{RESULTS}/logs/evaluate/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}.log",
     wildcard_constraints:
         algorithm="|".join(CLUSTER_ALGORITHMS + ["kmeans"]),
-        variant="baseline|brb|reset|recluster|pixels|pretrained",
+        variant="|".join(VARIANTS + ["pixels", "pretrained"]),
         arch=r"[a-z0-9\-]+",
     conda:
         CONDA_ENV

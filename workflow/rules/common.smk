@@ -6,6 +6,11 @@ from brb.config import ConfigError, deep_merge, make_config
 
 RESULTS = config.get("results", "results")
 CLUSTER_ALGORITHMS = ["dec", "idec", "dcn"]
+BASE_VARIANTS = ["baseline", "brb", "reset", "recluster"]
+NAMED_VARIANTS = config.get(
+    "variant_settings", {}
+)  # name -> {base: <base variant>, settings: {...}}
+VARIANTS = BASE_VARIANTS + [v for v in NAMED_VARIANTS if v not in BASE_VARIANTS]
 
 PRETRAIN_SECTIONS = ("data", "model", "augment", "pretrain")
 CLUSTER_SECTIONS = ("data", "model", "augment", "cluster", "brb")
@@ -15,12 +20,17 @@ wildcard_constraints:
     dataset=r"[a-z0-9\-]+",
     arch=r"[a-z0-9\-]+",
     algorithm="|".join(CLUSTER_ALGORITHMS),
-    variant="baseline|brb|reset|recluster",
+    variant="|".join(VARIANTS),
     seed=r"\d+",
 
 
-def settings_for(algorithm=None, dataset=None):
-    """brb configuration sections for one run: study settings < per-dataset < per-algorithm."""
+def base_variant(variant):
+    """The BRB variant a (possibly named) study variant runs."""
+    return NAMED_VARIANTS[variant]["base"] if variant in NAMED_VARIANTS else variant
+
+
+def settings_for(algorithm=None, dataset=None, variant=None):
+    """brb settings of one run: study < per-dataset < per-algorithm < per named variant."""
     merged = dict(config.get("settings", {}))
     if dataset is not None:
         merged = deep_merge(merged, config.get("dataset_settings", {}).get(dataset, {}))
@@ -28,30 +38,43 @@ def settings_for(algorithm=None, dataset=None):
         merged = deep_merge(
             merged, config.get("algorithm_settings", {}).get(algorithm, {})
         )
+    if variant in NAMED_VARIANTS:
+        merged = deep_merge(merged, NAMED_VARIANTS[variant].get("settings", {}))
     return merged
 
 
 def check_settings():
     """Validate every run's brb settings before any job starts (messages name the key)."""
+    for variant in config["variants"]:
+        if base_variant(variant) not in BASE_VARIANTS:
+            raise ValueError(
+                f"config: variant {variant!r} is neither one of {', '.join(BASE_VARIANTS)} "
+                "nor defined under variant_settings"
+            )
     for dataset in config["datasets"]:
         for algorithm in config["algorithms"]:
-            values = deep_merge(
-                settings_for(algorithm, dataset), {"cluster": {"algorithm": algorithm}}
-            )
-            try:
-                make_config(values)
-            except ConfigError as err:
-                raise ValueError(
-                    f"config.yaml: settings for {dataset}/{algorithm}: {err}"
-                ) from None
+            for variant in dict.fromkeys(config["variants"] + list(NAMED_VARIANTS)):
+                values = deep_merge(
+                    settings_for(algorithm, dataset, variant),
+                    {
+                        "cluster": {"algorithm": algorithm},
+                        "brb": {"variant": base_variant(variant)},
+                    },
+                )
+                try:
+                    make_config(values)
+                except ConfigError as err:
+                    raise ValueError(
+                        f"config: settings for {dataset}/{algorithm}/{variant}: {err}"
+                    ) from None
 
 
 check_settings()
 
 
-def flags(sections, algorithm=None, dataset=None, **extra):
+def flags(sections, algorithm=None, dataset=None, variant=None, **extra):
     """`--section.key value` flags for the console script, values as inline JSON (valid YAML)."""
-    values = deep_merge(settings_for(algorithm, dataset), extra)
+    values = deep_merge(settings_for(algorithm, dataset, variant), extra)
     out = []
     for section in sections:
         for key, value in sorted(values.get(section, {}).items()):
