@@ -86,9 +86,26 @@ class ModelConfig(_Section):
 
 
 class AugmentConfig(_Section):
+    kind: Literal["auto", "affine", "colour"] = Field(
+        "auto", description="auto: random affine for grey images, crop/colour views for colour images"
+    )
     degrees: float = Field(16.0, ge=0, le=180, description="random rotation range in degrees (±)")
     translate: float = Field(0.1, ge=0, le=1, description="random translation as a fraction of the side")
     shear: float = Field(8.0, ge=0, le=90, description="random shear in degrees (±)")
+    crop_scale_min: float = Field(0.08, gt=0, le=1, description="colour: smallest crop area fraction")
+    jitter: list[float] = Field(
+        default_factory=lambda: [0.4, 0.4, 0.2, 0.1], description="colour: brightness, contrast, saturation, hue"
+    )
+    jitter_p: float = Field(0.8, ge=0, le=1, description="colour: probability of colour jitter")
+    grey_p: float = Field(0.2, ge=0, le=1, description="colour: probability of greyscale")
+    solarize_p: float = Field(0.0, ge=0, le=1, description="colour: probability of solarize")
+
+    @field_validator("jitter")
+    @classmethod
+    def _four_strengths(cls, value: list[float]) -> list[float]:
+        if len(value) != 4 or any(v < 0 for v in value) or value[3] > 0.5:
+            raise ValueError("jitter must be 4 non-negative strengths [brightness, contrast, saturation, hue<=0.5]")
+        return value
 
 
 class PretrainConfig(_Section):

@@ -90,12 +90,35 @@ def test_pretraining_resumes_after_sigterm(digits, tmp_path):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 
 
-def test_nan_loss_keeps_last_good_checkpoint(digits, tmp_path):
+def test_nan_loss_stops_the_stage_without_outputs(digits, tmp_path, capsys):
     out = tmp_path / "nan"
     code = main(["cluster", "--data", str(digits), "--out", str(out), "--cluster.epochs", "4",
                  "--cluster.algorithm", "idec", "--cluster.lr", "1e30", *RUN])
-    assert code == 2
-    assert not (out / "metrics.json").exists()
+    err = capsys.readouterr().err
+    assert code == 2 and "non-finite" in err and "at epoch" in err
+    assert not (out / "metrics.json").exists() and not (out / "labels.npy").exists()
+
+
+def test_nan_loss_keeps_last_good_checkpoint(digits, tmp_path):
+    from brb.cluster import ClusterTrainer, TrainingError
+    from brb.config import make_config
+    from brb.data import load_prepared
+
+    class PoisonedAtEpoch2(ClusterTrainer):
+        def train_epoch(self, epoch):
+            if epoch == 2:
+                with torch.no_grad():
+                    self.model.encoder[0].weight.fill_(float("nan"))
+            return super().train_epoch(epoch)
+
+    cfg = make_config({"model": {"hidden": [16]}, "cluster": {"algorithm": "dcn", "epochs": 5},
+                       "run": {"checkpoint_every": 1}})
+    trainer = PoisonedAtEpoch2(cfg, load_prepared(digits), checkpoint_dir=tmp_path)
+    with pytest.raises(TrainingError, match=r"non-finite (clustering|reconstruction) loss .* at epoch 2"):
+        trainer.fit(progress=False)
+    saved = torch.load(tmp_path / "resume.pt", weights_only=False)["state"]
+    assert saved["epoch"] == 2  # the state after epoch index 1, the last good one
+    assert all(torch.isfinite(v).all() for v in saved["model"].values() if v.is_floating_point())
 
 
 # --- bad inputs: (stage arguments, expected message) ----------------------------------------------

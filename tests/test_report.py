@@ -436,3 +436,22 @@ def test_build_report(run_root, fake_reference, tmp_path):
         assert written[key].is_file(), key
     assert len([k for k in written if k.startswith("curves_")]) == 4
     assert "93.55 ± 1.95" in written["summary.md"].read_text()
+
+
+def test_standard_plots_include_the_barrier_figure_when_recluster_runs_exist(tmp_path):
+    from brb.report import collect_runs
+    from brb.report.plots import write_standard_plots
+
+    root = tmp_path / "runs"
+    for variant, acc in (("baseline", 0.80), ("recluster", 0.81), ("brb", 0.86)):
+        for seed in SEEDS:
+            _write_run(root, "mnist", "dec", variant, seed, acc)
+    written = write_standard_plots(collect_runs(sorted(root.glob("*/metrics.json"))), tmp_path / "plots")
+    assert set(written) == {"final ACC", "learning curves", "reclustering barrier"}
+    for path in written.values():
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # without recluster-only runs there is no barrier figure
+    other = tmp_path / "runs2"
+    for variant in ("baseline", "brb"):
+        _write_run(other, "mnist", "dec", variant, 0, 0.8)
+    assert "reclustering barrier" not in write_standard_plots(collect_runs(sorted(other.glob("*/metrics.json"))), tmp_path / "p2")

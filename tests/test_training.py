@@ -135,3 +135,25 @@ def test_default_digits_settings_beat_kmeans_on_raw_pixels(digits):
         values = deep_merge(values, {"cluster": {"algorithm": algorithm}, "brb": {"variant": "brb"}})
         result = run_clustering(make_config(values), digits, copy.deepcopy(model), progress=False)
         assert result.metrics["acc"] > kmeans_acc, (algorithm, result.metrics["acc"], kmeans_acc)
+
+
+def test_colour_augment_views_are_valid_and_seeded():
+    from brb.data.augment import ColourAugment
+
+    torch.manual_seed(0)
+    x = torch.rand(64, 3, 16, 16)
+    make = lambda: ColourAugment(grey_p=0.5, solarize_p=0.5, generator=torch.Generator().manual_seed(3))
+    a, b = make()(x), make()(x)
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, x)
+    assert a.min() >= 0 and a.max() <= 1
+    grey = (a[:, 0] == a[:, 1]).all(dim=(1, 2)) & (a[:, 1] == a[:, 2]).all(dim=(1, 2))
+    assert 10 < int(grey.sum()) < 54  # about half the views are greyscale
+    # no crop, no flip, no colour change: the identity
+    ident = ColourAugment(crop_scale=(1.0, 1.0), flip=False, jitter_p=0, grey_p=0)
+    ident.crop_matrices = lambda n, device: torch.tensor([[[1.0, 0, 0], [0, 1.0, 0]]]).repeat(n, 1, 1)
+    torch.testing.assert_close(ident(x), x, atol=1e-5, rtol=0)
+    jitter_only = ColourAugment(jitter=(0, 0, 0, 0), jitter_p=1, grey_p=0)
+    jitter_only.crop_matrices = ident.crop_matrices
+    torch.testing.assert_close(jitter_only(x), x, atol=1e-5, rtol=0)  # zero strengths change nothing
+    with pytest.raises(ValueError, match="colour batches"):
+        make()(torch.rand(2, 1, 8, 8))

@@ -24,7 +24,7 @@ from brb.checkpointing import Checkpointer, Interrupted, restore_rng_state, rng_
 from brb.cluster.brb_ops import recluster, soft_reset, subsample_indices
 from brb.cluster.losses import ALGORITHMS, CentroidObjective
 from brb.config import Config
-from brb.data.augment import RandomAffine
+from brb.data.augment import ColourAugment, RandomAffine
 from brb.data.prepared import PreparedData
 from brb.data.tensors import DeviceData
 from brb.metrics import cluster_change, clustering_metrics
@@ -48,12 +48,18 @@ def embed(model: nn.Module, data: DeviceData, batch_size: int = 4096, precision:
     return z
 
 
-def make_augmenter(config: Config, data: DeviceData, device: torch.device) -> Optional[RandomAffine]:
+def make_augmenter(config: Config, data: DeviceData, device: torch.device):
+    """The batch augmentation of ``config.augment`` (None for feature data), seeded from ``run.seed``."""
     if not data.is_image:
         return None
     gen = torch.Generator(device=device)
     gen.manual_seed(config.run.seed + 7919)
     a = config.augment
+    kind = a.kind if a.kind != "auto" else ("colour" if data.sample_shape[0] == 3 else "affine")
+    if kind == "colour":
+        return ColourAugment(
+            (a.crop_scale_min, 1.0), True, a.jitter, a.jitter_p, a.grey_p, a.solarize_p, generator=gen
+        )
     return RandomAffine(a.degrees, a.translate, a.shear, generator=gen)
 
 

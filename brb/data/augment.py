@@ -45,3 +45,87 @@ class RandomAffine:
         theta = self.matrices(len(x), x.device).to(x.dtype)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    """ITU-R 601 luma of (N, 3, H, W) images, kept as one channel."""
+    w = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x * w).sum(dim=1, keepdim=True)
+
+
+class ColourAugment:
+    """SimCLR-style views of colour batches, every draw per image, all as tensor ops on the device.
+
+    Random resized crop (area ``crop_scale`` of the image, aspect ratio in [3/4, 4/3], back to the input
+    size) with a horizontal flip, then with probability ``jitter_p`` colour jitter (brightness, contrast,
+    saturation, hue; applied in that fixed order, hue as a rotation of the chroma plane in YIQ space),
+    greyscale with probability ``grey_p``, solarize with probability ``solarize_p``.
+    """
+
+    def __init__(
+        self,
+        crop_scale=(0.08, 1.0),
+        flip: bool = True,
+        jitter=(0.4, 0.4, 0.2, 0.1),
+        jitter_p: float = 0.8,
+        grey_p: float = 0.2,
+        solarize_p: float = 0.0,
+        generator=None,
+    ):
+        self.crop_scale = crop_scale
+        self.flip = flip
+        self.jitter = jitter
+        self.jitter_p = jitter_p
+        self.grey_p = grey_p
+        self.solarize_p = solarize_p
+        self.generator = generator
+
+    def _rand(self, n: int, device, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
+        return low + (high - low) * torch.rand(n, generator=self.generator, device=device)
+
+    def crop_matrices(self, n: int, device) -> torch.Tensor:
+        """Output → input maps (normalised coordinates) of random resized crops, shape (n, 2, 3)."""
+        area = self._rand(n, device, *self.crop_scale)
+        log_ratio = self._rand(n, device, math.log(3 / 4), math.log(4 / 3))
+        ratio = torch.exp(log_ratio)
+        w = torch.sqrt(area * ratio).clamp(max=1.0)  # fractions of the side
+        h = torch.sqrt(area / ratio).clamp(max=1.0)
+        cx = (1 - w) * self._rand(n, device, -1.0, 1.0)  # centre kept inside the image
+        cy = (1 - h) * self._rand(n, device, -1.0, 1.0)
+        sx = w
+        if self.flip:
+            sx = torch.where(self._rand(n, device) < 0.5, -w, w)
+        zero = torch.zeros_like(w)
+        return torch.stack([torch.stack([sx, zero, cx], -1), torch.stack([zero, h, cy], -1)], -2)
+
+    def colour_jitter(self, x: torch.Tensor) -> torch.Tensor:
+        n, dev = len(x), x.device
+        b, c, s, h = self.jitter
+        view = (n, 1, 1, 1)
+        x = x * self._rand(n, dev, 1 - b, 1 + b).view(view)
+        mean = _grey(x).mean(dim=(2, 3), keepdim=True)
+        x = (x - mean) * self._rand(n, dev, 1 - c, 1 + c).view(view) + mean
+        grey = _grey(x)
+        x = (x - grey) * self._rand(n, dev, 1 - s, 1 + s).view(view) + grey
+        angle = self._rand(n, dev, -h, h) * 2 * math.pi
+        to_yiq = torch.tensor(
+            [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], device=dev, dtype=x.dtype
+        )
+        yiq = torch.einsum("ij,njhw->nihw", to_yiq, x)
+        cos, sin = torch.cos(angle).view(n, 1, 1), torch.sin(angle).view(n, 1, 1)
+        i, q = yiq[:, 1], yiq[:, 2]
+        yiq = torch.stack([yiq[:, 0], cos * i - sin * q, sin * i + cos * q], dim=1)
+        return torch.einsum("ij,njhw->nihw", torch.linalg.inv(to_yiq), yiq)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"ColourAugment needs colour batches (N, 3, H, W), got shape {tuple(x.shape)}")
+        n, dev = len(x), x.device
+        grid = F.affine_grid(self.crop_matrices(n, dev).to(x.dtype), list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        mask = (self._rand(n, dev) < self.jitter_p).view(n, 1, 1, 1)
+        x = torch.where(mask, self.colour_jitter(x), x).clamp(0, 1)
+        mask = (self._rand(n, dev) < self.grey_p).view(n, 1, 1, 1)
+        x = torch.where(mask, _grey(x).expand_as(x), x)
+        mask = (self._rand(n, dev) < self.solarize_p).view(n, 1, 1, 1)
+        return torch.where(mask & (x >= 0.5), 1.0 - x, x)

@@ -325,4 +325,14 @@ def write_standard_plots(df: pd.DataFrame, out_dir: str | os.PathLike) -> dict[s
         raise ValueError("no deep clustering runs (only baselines) to draw learning curves of")
     hist = collect_histories(list(deep["run_dir"]))
     written["learning curves"] = plot_learning_curve_grid(hist, out_dir / "learning_curves.png")
+    barrier = hist[hist["variant"].isin(BARRIER_VARIANTS)]
+    if set(BARRIER_VARIANTS) <= set(barrier["variant"]):
+        dataset = _order(barrier["dataset"], DATASET_ORDER)[0]
+        written["reclustering barrier"] = plot_learning_curve_grid(
+            barrier[barrier["dataset"] == dataset], out_dir / "reclustering_barrier.png"
+        )
     return written
+
+
+#: The paper's "reclustering barrier" figure: reclustering alone versus the full method.
+BARRIER_VARIANTS = ("baseline", "recluster", "brb")

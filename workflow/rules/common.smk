@@ -152,7 +152,11 @@ def unreported_table_outputs():
     return [t for t in table_outputs() if t not in reported]
 
 
-PLOTS = ["learning_curves", "final_acc"]
+# the paper's "reclustering barrier" figure needs baseline, recluster-only and BRB runs
+BARRIER_FIGURE = all(v in config["variants"] for v in ("baseline", "recluster", "brb"))
+PLOTS = ["learning_curves", "final_acc"] + (
+    ["reclustering_barrier"] if BARRIER_FIGURE else []
+)
 
 
 def plot_outputs():

@@ -55,6 +55,17 @@ rule plots:
     input:
         f"{RESULTS}/metrics.parquet",
     output:
+        **(
+            {
+                "barrier": report(
+                    f"{RESULTS}/plots/reclustering_barrier.png",
+                    caption="../report/reclustering_barrier.rst",
+                    category="Plots",
+                )
+            }
+            if BARRIER_FIGURE
+            else {}
+        ),
         curves=report(
             f"{RESULTS}/plots/learning_curves.png",
             caption="../report/learning_curves.rst",
