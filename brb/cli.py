@@ -136,6 +136,16 @@ def cmd_info(args) -> None:
         print(f"  {name:10s} " + ", ".join(k for k, v in parts.items() if v) or "none")
 
 
+def _training_parser(sub, name: str, help: str, func) -> argparse.ArgumentParser:
+    """A training stage: reads prepared data, writes an output directory (resumable), shows progress."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument("--data", required=True, type=Path, help="prepared .npz from `brb prepare`")
+    p.add_argument("--out", required=True, type=Path, help="output directory (a resume.pt there is picked up)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=func)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="brb",
@@ -151,21 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true", help="never download; fail if no mirror has the files")
     p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("pretrain", help="pretrain the autoencoder; writes model.pt and history.parquet")
-    p.add_argument("--data", required=True, type=Path, help="prepared .npz from `brb prepare`")
-    p.add_argument("--out", required=True, type=Path, help="output directory")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p = _training_parser(sub, "pretrain", "pretrain the autoencoder; writes model.pt and history.parquet", cmd_pretrain)
     _add_config_flags(p, STAGE_SECTIONS["pretrain"])
-    p.set_defaults(func=cmd_pretrain)
 
-    p = sub.add_parser("cluster", help="deep clustering (with BRB per --brb.variant); writes a run directory")
-    p.add_argument("--data", required=True, type=Path, help="prepared .npz from `brb prepare`")
+    p = _training_parser(
+        sub, "cluster", "deep clustering (with BRB per --brb.variant); writes a run directory", cmd_cluster
+    )
     p.add_argument("--pretrained", type=Path, help="model.pt from `brb pretrain` (default: a fresh network)")
-    p.add_argument("--out", required=True, type=Path, help="run directory")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--name", help="variant name recorded in metrics.json (default: --brb.variant), e.g. brb_T5")
     _add_config_flags(p, STAGE_SECTIONS["cluster"])
-    p.set_defaults(func=cmd_cluster)
 
     p = sub.add_parser("kmeans", help="baseline: k-means on raw inputs or on a pretrained embedding")
     p.add_argument("--data", required=True, type=Path, help="prepared .npz")

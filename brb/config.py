@@ -37,6 +37,13 @@ class ConfigError(ValueError):
     """A configuration key or value is wrong; the message names the key."""
 
 
+def _registered(value: str, registry, what: str) -> str:
+    """``value`` if it names an entry of ``registry``, else a ValueError listing the known names."""
+    if value not in registry:
+        raise ValueError(f"unknown {what} {value!r}; known: {', '.join(sorted(registry))}")
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -53,9 +60,7 @@ class DataConfig(_Section):
     def _known_dataset(cls, value: str) -> str:
         from brb.data.registry import DATASETS
 
-        if value not in DATASETS:
-            raise ValueError(f"unknown dataset {value!r}; known: {', '.join(sorted(DATASETS))}")
-        return value
+        return _registered(value, DATASETS, "dataset")
 
 
 class ModelConfig(_Section):
@@ -80,9 +85,7 @@ class ModelConfig(_Section):
     def _known_arch(cls, value: str) -> str:
         from brb.models import ARCHITECTURES
 
-        if value not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {value!r}; known: {', '.join(sorted(ARCHITECTURES))}")
-        return value
+        return _registered(value, ARCHITECTURES, "architecture")
 
 
 class AugmentConfig(_Section):
@@ -152,9 +155,8 @@ class ClusterConfig(_Section):
     @field_validator("algorithm")
     @classmethod
     def _known_algorithm(cls, value: str) -> str:
-        if value not in ALGORITHM_DEFAULTS:  # one entry per algorithm of brb.cluster.losses.ALGORITHMS
-            raise ValueError(f"unknown algorithm {value!r}; known: {', '.join(sorted(ALGORITHM_DEFAULTS))}")
-        return value
+        # one entry per algorithm of brb.cluster.losses.ALGORITHMS (kept torch-free here)
+        return _registered(value, ALGORITHM_DEFAULTS, "algorithm")
 
     def resolved_weights(self) -> dict[str, float]:
         defaults = ALGORITHM_DEFAULTS[self.algorithm]

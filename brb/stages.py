@@ -119,8 +119,10 @@ def kmeans_stage(config: Config, data_path: Path, out_dir: Path, pretrained: Opt
     out_dir = Path(out_dir)
     start = time.perf_counter()
     data, device = _load_device_data(config, data_path)
+    arch = "pixels"
     if pretrained is not None:
-        model, _ = load_model(pretrained, input_shape=data.sample_shape)
+        model, payload = load_model(pretrained, input_shape=data.sample_shape)
+        arch = payload["arch"]
         features = embed(model.to(device), data, config.cluster.eval_batch_size).cpu().numpy()
     else:
         features = np.concatenate([b.reshape(len(b), -1).cpu().numpy() for b in data.iter_batches(8192)])
@@ -130,7 +132,7 @@ def kmeans_stage(config: Config, data_path: Path, out_dir: Path, pretrained: Opt
     write_npy(labels, out_dir / "labels.npy")
     metrics = {
         "dataset": config.data.dataset,
-        "arch": "pixels" if pretrained is None else "mlp",
+        "arch": arch,
         "algorithm": "kmeans",
         "variant": "pretrained" if pretrained is not None else "pixels",
         "seed": config.run.seed,
