@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from brb.data.builtin import optdigits_to_uint8
 from brb.data.registry import DataFileError, FetchOptions, RawData, register_dataset
 from brb.data.sources import find_files, locate, read_bytes
 
@@ -41,7 +42,7 @@ def parse_optdigits(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
     if not rows:
         raise DataFileError(f"{name}: holds no samples (empty or truncated file)")
     table = np.asarray(rows, dtype=np.int64)
-    images = np.rint(table[:, :64] * (255.0 / 16.0)).astype(np.uint8).reshape(-1, 8, 8)
+    images = optdigits_to_uint8(table[:, :64]).reshape(-1, 8, 8)
     return images, table[:, 64]
 
 
