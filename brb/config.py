@@ -24,6 +24,27 @@ ALGORITHM_DEFAULTS: dict[str, dict[str, float]] = {
     "dcn": {"cluster_weight": 0.025, "reconstruction_weight": 1.0},
 }
 
+#: Per-architecture defaults of the model section, used where a run leaves them unset.
+ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
+    "mlp": {"hidden": [1024, 512, 256], "embedding_dim": None},
+    # ResNet-18 (CIFAR stem) + MLP head [512, 512, 256, 128] + BatchNorm (the paper's contrastive setting)
+    "resnet18": {"hidden": [512, 256], "embedding_dim": 128},
+}
+
+#: Per-method pretraining defaults (paper values): reconstruction for autoencoders, SimCLR for ResNets.
+PRETRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "reconstruction": {"epochs": 250, "batch_size": 256, "lr": 1e-3, "weight_decay": 0.0, "optimizer": "adam"},
+    "simclr": {"epochs": 1000, "batch_size": 512, "lr": 3e-3, "weight_decay": 1e-4, "optimizer": "adamw"},
+}
+
+#: The pretraining method of each architecture when ``pretrain.method`` is ``auto``.
+ARCH_PRETRAIN_METHOD = {"mlp": "reconstruction", "resnet18": "simclr"}
+
+#: Weight of the contrastive (NT-Xent) regulariser for networks with a projector, where a run leaves it
+#: unset: DEC trains on the clustering loss only; IDEC and DCN keep the self-supervised loss as their
+#: regulariser, in the place of the autoencoder's reconstruction loss.
+CONTRASTIVE_DEFAULTS: dict[str, float] = {"dec": 0.0, "idec": 1.0, "dcn": 1.0}
+
 #: Which BRB parts each variant switches on (the paper's ablations are ``reset`` and ``recluster``).
 VARIANT_PARTS: dict[str, dict[str, bool]] = {
     "baseline": {"soft_reset": False, "recluster": False, "momentum_reset": False},
@@ -54,6 +75,11 @@ class DataConfig(_Section):
         "channel", description="z-score per channel (paper), over all pixels, or none ([0,1] scaling only)"
     )
     resize: Optional[int] = Field(None, gt=0, description="resize images to this side length (None: keep)")
+    split: Literal["combined", "train_test"] = Field(
+        "combined",
+        description="combined: train and test splits together for training and evaluation (paper, autoencoders); "
+        "train_test: train on the train split, evaluate on the test split (paper, contrastive setting)",
+    )
 
     @field_validator("dataset")
     @classmethod
@@ -65,19 +91,37 @@ class DataConfig(_Section):
 
 class ModelConfig(_Section):
     arch: str = Field("mlp", description="network architecture from the registry (see `brb info`)")
-    hidden: list[int] = Field(
-        default_factory=lambda: [1024, 512, 256], description="hidden layer widths of the encoder"
+    hidden: Optional[list[int]] = Field(
+        None,
+        description="hidden widths of the encoder (mlp) or of the MLP head on the ResNet features (resnet18); "
+        "None: per-architecture default (mlp [1024, 512, 256]; resnet18 [512, 256])",
     )
     embedding_dim: Optional[int] = Field(
-        None, gt=0, description="embedding size (None: the number of clusters, as in the paper)"
+        None, gt=0, description="embedding size (None: mlp the number of clusters, as in the paper; resnet18 128)"
     )
     batch_norm: bool = Field(True, description="BatchNorm after each hidden linear layer")
+    projection: list[int] = Field(
+        default_factory=lambda: [2048, 128],
+        description="widths of the contrastive projector on the embedding (resnet18; paper 128 -> 2048 -> 128)",
+    )
+    weights: Optional[str] = Field(
+        None,
+        description="resnet18: start from external weights: a torchvision-layout ResNet-18 state dict or a "
+        "SimCLR checkpoint of the paper's release (.pt/.pth); missing or unexpected keys are an error",
+    )
 
     @field_validator("hidden")
     @classmethod
-    def _positive_widths(cls, value: list[int]) -> list[int]:
-        if not value or any(w <= 0 for w in value):
+    def _positive_widths(cls, value: Optional[list[int]]) -> Optional[list[int]]:
+        if value is not None and (not value or any(w <= 0 for w in value)):
             raise ValueError("hidden widths must be a non-empty list of positive integers")
+        return value
+
+    @field_validator("projection")
+    @classmethod
+    def _projection_widths(cls, value: list[int]) -> list[int]:
+        if not value or any(w <= 0 for w in value):
+            raise ValueError("projection widths must be a non-empty list of positive integers")
         return value
 
     @field_validator("arch")
@@ -112,11 +156,26 @@ class AugmentConfig(_Section):
 
 
 class PretrainConfig(_Section):
-    epochs: int = Field(250, ge=0, description="autoencoder pretraining epochs (paper: 250)")
-    batch_size: int = Field(256, gt=0, description="mini-batch size")
-    lr: float = Field(1e-3, gt=0, description="Adam learning rate")
-    weight_decay: float = Field(0.0, ge=0, description="Adam weight decay")
+    method: Literal["auto", "reconstruction", "simclr"] = Field(
+        "auto", description="auto: reconstruction for autoencoders (mlp), SimCLR for resnet18"
+    )
+    epochs: Optional[int] = Field(
+        None, ge=0, description="pretraining epochs (None: per method; paper 250 reconstruction, 1000 SimCLR)"
+    )
+    batch_size: Optional[int] = Field(None, gt=0, description="mini-batch size (None: 256 reconstruction, 512 SimCLR)")
+    lr: Optional[float] = Field(None, gt=0, description="learning rate (None: 1e-3 reconstruction, 3e-3 SimCLR)")
+    weight_decay: Optional[float] = Field(
+        None, ge=0, description="weight decay (None: 0 reconstruction, 1e-4 SimCLR; never on biases and norms "
+        "with adamw)"
+    )
+    optimizer: Optional[Literal["adam", "adamw"]] = Field(
+        None, description="adam | adamw (None: adam for reconstruction, adamw for SimCLR)"
+    )
+    temperature: float = Field(0.5, gt=0, description="NT-Xent temperature (SimCLR, and the contrastive regulariser)")
     augment: bool = Field(False, description="reconstruct augmented views as well (augmentation invariance)")
+
+    def resolved_method(self, arch: str) -> str:
+        return ARCH_PRETRAIN_METHOD.get(arch, "reconstruction") if self.method == "auto" else self.method
 
 
 class ClusterConfig(_Section):
@@ -130,6 +189,10 @@ class ClusterConfig(_Section):
     )
     reconstruction_weight: Optional[float] = Field(
         None, ge=0, description="weight of the reconstruction loss (None: per-algorithm default)"
+    )
+    contrastive_weight: Optional[float] = Field(
+        None, ge=0, description="weight of the NT-Xent regulariser for networks with a projector (resnet18) "
+        "(None: per-algorithm default, DEC 0, IDEC 1, DCN 1)"
     )
     augment: bool = Field(False, description="augmentation invariance: losses on a clean and an augmented view")
     dec_alpha: float = Field(1.0, gt=0, description="degrees of freedom of DEC's Student-t kernel")
@@ -165,6 +228,9 @@ class ClusterConfig(_Section):
             "reconstruction_weight": defaults["reconstruction_weight"]
             if self.reconstruction_weight is None
             else self.reconstruction_weight,
+            "contrastive_weight": CONTRASTIVE_DEFAULTS[self.algorithm]
+            if self.contrastive_weight is None
+            else self.contrastive_weight,
         }
 
 
@@ -178,6 +244,11 @@ class BRBConfig(_Section):
         0.0, ge=0, le=1, description="per-block increase of alpha towards the embedding (block i: alpha + i·step, "
         "capped at 1), so deeper blocks are reset less"
     )
+    block_alpha: dict[str, float] = Field(
+        default_factory=dict,
+        description="alpha of named reset blocks, overriding alpha + i*alpha_step (resnet18 blocks: layer4, "
+        "head0, head1, ...; mlp blocks: block0, block1, ...), e.g. {layer4: 0.9} (paper, contrastive setting)",
+    )
     reset_embedding: bool = Field(False, description="also soft-reset the embedding (last encoder) layer")
     recluster_method: Literal["kmeans", "kmeans++", "kmedoids", "em", "random"] = Field(
         "kmeans", description="how new centroids are found on the embedding"
@@ -186,8 +257,34 @@ class BRBConfig(_Section):
     kmeans_n_init: int = Field(10, gt=0, description="k-means restarts when reclustering")
     reset_momentum_steps: bool = Field(False, description="momentum reset also zeroes Adam's step count")
 
+    @field_validator("block_alpha")
+    @classmethod
+    def _alphas_in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in value.items() if not 0.0 <= v <= 1.0}
+        if bad:
+            raise ValueError(f"block alphas must lie in [0, 1]: {bad}")
+        return value
+
     def parts(self) -> dict[str, bool]:
         return dict(VARIANT_PARTS[self.variant])
+
+    def block_alphas(self, names: list[str]) -> list[float]:
+        """alpha of each reset block (input side first): ``block_alpha[name]``, else alpha + i*alpha_step."""
+        return [self.block_alpha.get(n, min(1.0, self.alpha + i * self.alpha_step)) for i, n in enumerate(names)]
+
+
+class SelfLabelConfig(_Section):
+    epochs: int = Field(25, ge=0, description="self-labeling epochs after clustering (SCAN)")
+    batch_size: int = Field(512, gt=0, description="mini-batch size")
+    lr: float = Field(1e-4, gt=0, description="Adam learning rate (network and cluster head)")
+    weight_decay: float = Field(1e-4, ge=0, description="Adam weight decay")
+    threshold: float = Field(
+        0.99, gt=0, lt=1, description="a weakly augmented view whose top cluster probability exceeds this "
+        "becomes a pseudo-label for its strongly augmented view"
+    )
+    balanced: bool = Field(True, description="class-balanced cross-entropy (weights ∝ 1/frequency of the labels)")
+    weak_crop_scale_min: float = Field(0.5, gt=0, le=1, description="weak view: smallest crop area (+ flip)")
+    cutout: int = Field(16, ge=0, description="strong view: side of one random square erased (0: none)")
 
 
 class RunConfig(_Section):
@@ -198,6 +295,11 @@ class RunConfig(_Section):
         "fp32",
         description="fp32, or bf16 autocast of the network's matrix products (losses stay fp32): several "
         "times faster on GPUs and on CPUs with bf16 units; results differ within seed noise",
+    )
+    kmeans: Literal["auto", "sklearn", "torch"] = Field(
+        "auto",
+        description="k-means implementation for initial clustering and reclustering: sklearn (CPU), torch (on "
+        "the training device), auto (torch on a GPU for inputs of 20,000 points or more, else sklearn)",
     )
     checkpoint_every: int = Field(
         10, ge=0, description="write a resume checkpoint every N epochs (0: never; SIGTERM always writes one)"
@@ -218,14 +320,23 @@ class Config(_Section):
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     brb: BRBConfig = Field(default_factory=BRBConfig)
+    selflabel: SelfLabelConfig = Field(default_factory=SelfLabelConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 
     @model_validator(mode="after")
-    def _fill_algorithm_defaults(self) -> "Config":
+    def _fill_defaults(self) -> "Config":
+        """Per-algorithm, per-architecture and per-method defaults for the keys a run left unset."""
         weights = self.cluster.resolved_weights()
         for key, value in weights.items():
             if getattr(self.cluster, key) is None:
                 object.__setattr__(self.cluster, key, value)
+        for key, value in ARCH_DEFAULTS.get(self.model.arch, {}).items():
+            if getattr(self.model, key) is None:
+                object.__setattr__(self.model, key, value)
+        method = self.pretrain.resolved_method(self.model.arch)
+        for key, value in PRETRAIN_DEFAULTS[method].items():
+            if getattr(self.pretrain, key) is None:
+                object.__setattr__(self.pretrain, key, value)
         return self
 
     def to_dict(self) -> dict[str, Any]:
