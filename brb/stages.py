@@ -28,8 +28,9 @@ def write_npy(array: np.ndarray, path: Path) -> None:
 
 
 def _load_device_data(config: Config, data_path: Path):
+    """(training data, evaluation data, device) as ``config.data.split`` says (the same object when combined)."""
+    from brb.cluster.trainer import device_splits
     from brb.data import load_prepared
-    from brb.data.tensors import DeviceData
     from brb.runtime import setup_run
 
     prepared = load_prepared(data_path)
@@ -37,19 +38,20 @@ def _load_device_data(config: Config, data_path: Path):
         # the file decides which dataset this is; keep the config truthful in the outputs
         config.data.dataset = prepared.name
     device = setup_run(config.run)
-    return DeviceData(prepared, device, config.data.normalize, config.data.resize), device
+    train, evaluation = device_splits(config, prepared, device)
+    return train, evaluation, device
 
 
 def pretrain_stage(config: Config, data_path: Path, out_dir: Path, progress: bool = True) -> dict[str, Path]:
     from brb.data import load_prepared
     from brb.models.checkpoint import save_checkpoint
-    from brb.pretrain import pretrain_autoencoder
+    from brb.pretrain import pretrain
     from brb.runtime import job_environment, resolve_device
 
     out_dir = Path(out_dir)
     prepared = load_prepared(data_path)
     config.data.dataset = prepared.name
-    result = pretrain_autoencoder(config, prepared, progress=progress, checkpoint_dir=out_dir)
+    result = pretrain(config, prepared, progress=progress, checkpoint_dir=out_dir)
     env = job_environment(resolve_device(config.run.device))
     write_json(out_dir / "job_env.json", env)
     write_parquet(result.history, out_dir / "history.parquet")
@@ -60,6 +62,7 @@ def pretrain_stage(config: Config, data_path: Path, out_dir: Path, progress: boo
         config=config.to_dict(),
         wall_time_s=result.wall_time_s,
         final_loss=float(result.history["loss"].iloc[-1]) if len(result.history) else None,
+        method=config.pretrain.resolved_method(config.model.arch),
     )
     result.checkpointer.clear()
     return {"checkpoint": out_dir / "model.pt", "history": out_dir / "history.parquet"}
@@ -79,13 +82,13 @@ def cluster_stage(
     from brb.runtime import job_environment
 
     out_dir = Path(out_dir)
-    data, device = _load_device_data(config, data_path)
+    data, eval_data, device = _load_device_data(config, data_path)
     model, arch = None, config.model.arch
     if pretrained is not None:
         model, payload = load_model(pretrained, input_shape=data.sample_shape)
         arch = payload["arch"]
     env = job_environment(device)
-    trainer = ClusterTrainer(config, data, model, checkpoint_dir=out_dir)
+    trainer = ClusterTrainer(config, data, model, checkpoint_dir=out_dir, eval_data=eval_data)
     result = trainer.fit(progress=progress)
     write_json(out_dir / "job_env.json", env)
     write_parquet(result.history, out_dir / "history.parquet")
@@ -99,6 +102,7 @@ def cluster_stage(
         "brb_variant": config.brb.variant,
         "seed": config.run.seed,
         "pretrained": str(pretrained) if pretrained else None,
+        "evaluated_on": "test" if config.data.split == "train_test" else "all",
         **result.metrics,
         "environment": env,
         "config": config.to_dict(),
@@ -109,7 +113,8 @@ def cluster_stage(
 
 
 def kmeans_stage(config: Config, data_path: Path, out_dir: Path, pretrained: Optional[Path] = None) -> dict[str, Path]:
-    """k-means on raw (normalised) inputs or on a pretrained embedding: the baselines of the tables."""
+    """k-means on raw (normalised) inputs or on a pretrained embedding: the baselines of the tables.
+    With ``data.split: train_test`` it is fitted on the train split and labels the test split."""
     from sklearn.cluster import KMeans
 
     from brb.cluster.trainer import embed
@@ -118,17 +123,24 @@ def kmeans_stage(config: Config, data_path: Path, out_dir: Path, pretrained: Opt
 
     out_dir = Path(out_dir)
     start = time.perf_counter()
-    data, device = _load_device_data(config, data_path)
+    data, eval_data, device = _load_device_data(config, data_path)
     arch = "pixels"
     if pretrained is not None:
         model, payload = load_model(pretrained, input_shape=data.sample_shape)
         arch = payload["arch"]
-        features = embed(model.to(device), data, config.cluster.eval_batch_size).cpu().numpy()
+        model = model.to(device)
+
+        def features(d):
+            return embed(model, d, config.cluster.eval_batch_size, config.run.precision).cpu().numpy()
     else:
-        features = np.concatenate([b.reshape(len(b), -1).cpu().numpy() for b in data.iter_batches(8192)])
+
+        def features(d):
+            return np.concatenate([b.reshape(len(b), -1).cpu().numpy() for b in d.iter_batches(8192)])
+
     k = config.cluster.n_clusters or data.n_classes
-    km = KMeans(n_clusters=k, n_init=config.cluster.kmeans_n_init, random_state=config.run.seed).fit(features)
-    labels = km.labels_.astype(np.int64)
+    km = KMeans(n_clusters=k, n_init=config.cluster.kmeans_n_init, random_state=config.run.seed).fit(features(data))
+    labels = (km.labels_ if eval_data is data else km.predict(features(eval_data))).astype(np.int64)
+    data = eval_data
     write_npy(labels, out_dir / "labels.npy")
     metrics = {
         "dataset": config.data.dataset,
@@ -137,6 +149,7 @@ def kmeans_stage(config: Config, data_path: Path, out_dir: Path, pretrained: Opt
         "variant": "pretrained" if pretrained is not None else "pixels",
         "seed": config.run.seed,
         "pretrained": str(pretrained) if pretrained else None,
+        "evaluated_on": "test" if config.data.split == "train_test" else "all",
         **clustering_metrics(data.y, labels),
         "n_clusters": k,
         "n_nonempty_clusters": int(len(np.unique(labels))),
@@ -146,6 +159,16 @@ def kmeans_stage(config: Config, data_path: Path, out_dir: Path, pretrained: Opt
     }
     write_json(out_dir / "metrics.json", metrics)
     return {"run directory": out_dir, "metrics": out_dir / "metrics.json"}
+
+
+def _evaluated_part(run_dir: Path) -> str:
+    """Which part of the data a run's labels belong to (``test`` for train/test runs), from its metrics.json."""
+    import json
+
+    try:
+        return json.loads((run_dir / "metrics.json").read_text()).get("evaluated_on", "all")
+    except (OSError, ValueError):
+        return "all"
 
 
 def evaluate_stage(run_dir: Path, data_path: Path, silhouette: bool = False) -> dict[str, Path]:
@@ -161,7 +184,7 @@ def evaluate_stage(run_dir: Path, data_path: Path, silhouette: bool = False) -> 
         labels = np.load(labels_path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise DataFileError(f"labels file {labels_path} is corrupt or truncated: {err}") from None
-    data = load_prepared(data_path)
+    data = load_prepared(data_path).part(_evaluated_part(run_dir))
     if labels.shape != data.y.shape:
         raise DataFileError(f"{labels_path} has {labels.shape} labels but {data_path} has {data.y.shape} samples")
     start = time.perf_counter()

@@ -1,8 +1,13 @@
 """The one training loop shared by every centroid-based algorithm, with BRB hooks.
 
 Per epoch: (BRB at the start of epochs T, 2T, ...) → mini-batches drawn by index from the
-device-resident dataset → loss = cluster_weight · clustering loss + reconstruction_weight · MSE →
-evaluation of the whole dataset (labels are used only here) → one history row.
+device-resident dataset → loss = cluster_weight · clustering loss + the network's regulariser →
+evaluation (labels are used only here) → one history row.
+
+The regulariser depends on the network: reconstruction MSE (weight ``reconstruction_weight``) for
+autoencoders, NT-Xent between two augmented views' projections (weight ``contrastive_weight``) for
+contrastive networks (``resnet18``). Contrastive networks always see two augmented views; autoencoders
+see the clean batch and, with ``cluster.augment``, an augmented view.
 """
 
 from __future__ import annotations
@@ -24,11 +29,12 @@ from brb.checkpointing import Checkpointer, Interrupted, restore_rng_state, rng_
 from brb.cluster.brb_ops import recluster, soft_reset, subsample_indices
 from brb.cluster.losses import ALGORITHMS, CentroidObjective
 from brb.config import Config
+from brb.contrastive import nt_xent
 from brb.data.augment import ColourAugment, RandomAffine
 from brb.data.prepared import PreparedData
 from brb.data.tensors import DeviceData
 from brb.metrics import cluster_change, clustering_metrics
-from brb.models import build_model
+from brb.models import architecture, build_model
 from brb.runtime import Progress, autocast, setup_run
 
 
@@ -64,14 +70,24 @@ def make_augmenter(config: Config, data: DeviceData, device: torch.device):
 
 
 def new_model(config: Config, data: DeviceData, n_clusters: int) -> nn.Module:
+    """A freshly initialised network of ``config.model`` (with ``model.weights`` loaded, when set)."""
     m = config.model
-    return build_model(
-        m.arch,
-        input_shape=data.sample_shape,
-        embedding_dim=m.embedding_dim or n_clusters,
-        hidden=m.hidden,
-        batch_norm=m.batch_norm,
-    )
+    kwargs = {"input_shape": data.sample_shape, "embedding_dim": m.embedding_dim or n_clusters,
+              "hidden": m.hidden, "batch_norm": m.batch_norm}
+    if hasattr(architecture(m.arch), "project"):
+        kwargs["projection"] = m.projection
+    model = build_model(m.arch, **kwargs)
+    if m.weights is not None:
+        from brb.models.resnet import load_external_weights
+
+        if not hasattr(model, "project"):
+            raise TrainingError(f"model.weights is for the resnet18 network, not {m.arch!r}")
+        load_external_weights(model, m.weights)
+    return model
+
+
+def is_contrastive(model: nn.Module) -> bool:
+    return hasattr(model, "project")
 
 
 def check_finite(value: torch.Tensor, term: str, epoch: int) -> None:
@@ -113,25 +129,41 @@ class ClusterTrainer:
         data: PreparedData | DeviceData,
         model: Optional[nn.Module] = None,
         checkpoint_dir: Optional[Path] = None,
+        eval_data: Optional[DeviceData] = None,
     ):
+        """``data`` trains; ``eval_data`` (default: ``data``) is what the history and the final labels are
+        computed on. A :class:`PreparedData` is split as ``config.data.split`` says."""
         self.config = config
         self.checkpointer = Checkpointer(checkpoint_dir, config.run.checkpoint_every, config.fingerprint())
         self.device = setup_run(config.run)
         if isinstance(data, PreparedData):
-            data = DeviceData(data, self.device, config.data.normalize, config.data.resize)
+            data, eval_data = device_splits(config, data, self.device)
         self.data = data
+        self.eval_data = eval_data if eval_data is not None else data
         c = config.cluster
         self.n_clusters = c.n_clusters or data.n_classes
         if self.n_clusters > len(data):
             raise TrainingError(f"cluster.n_clusters={self.n_clusters} exceeds the number of samples ({len(data)})")
         self.model = (model or new_model(config, data, self.n_clusters)).to(self.device)
         self.weights = c.resolved_weights()
+        self.contrastive = is_contrastive(self.model)
+        if self.contrastive and self.weights["contrastive_weight"] > 0 and not c.augment:
+            raise TrainingError(
+                "the contrastive regulariser needs two augmented views: set cluster.augment: true "
+                "(or cluster.contrastive_weight: 0)"
+            )
+        if not self.contrastive:
+            self.weights["contrastive_weight"] = 0.0
+        if self.model.decoder is None:
+            self.weights["reconstruction_weight"] = 0.0
         self.cpu_gen = torch.Generator().manual_seed(config.run.seed)
         self.augmenter = make_augmenter(config, data, self.device) if c.augment else None
         self.parts = config.brb.parts()
 
         z = embed(self.model, data, c.eval_batch_size, config.run.precision)
         init = recluster(z.cpu().numpy(), self.n_clusters, "kmeans", config.run.seed, c.kmeans_n_init)
+        if self.eval_data is not data:
+            z = embed(self.model, self.eval_data, c.eval_batch_size, config.run.precision)
         self.objective = ALGORITHMS[c.algorithm](c, torch.from_numpy(init)).to(self.device)
         params = [{"params": list(self.model.parameters()), "name": "network"}]
         if self.objective.learned_centroids:
@@ -148,8 +180,9 @@ class ClusterTrainer:
     def apply_brb(self, epoch: int) -> None:
         b = self.config.brb
         if self.parts["soft_reset"]:
-            for i, block in enumerate(self.model.reset_blocks(include_embedding=b.reset_embedding)):
-                soft_reset(block, min(1.0, b.alpha + i * b.alpha_step))
+            named = self.model.named_reset_blocks(include_embedding=b.reset_embedding)
+            for (_, block), alpha in zip(named, b.block_alphas([name for name, _ in named])):
+                soft_reset(block, alpha)
         if self.parts["recluster"]:
             idx = subsample_indices(len(self.data), b.subsample, self.config.run.seed * 100003 + epoch)
             sub = DeviceSubset(self.data, idx)
@@ -168,41 +201,55 @@ class ClusterTrainer:
         if c.target == "dataset" and self.weights["cluster_weight"] > 0:
             z_full = embed(self.model, self.data, c.eval_batch_size, self.config.run.precision)
             target_full = self.objective.full_target(z_full)
-        use_reconstruction = self.weights["reconstruction_weight"] > 0
+        w = self.weights
+        use_reconstruction = w["reconstruction_weight"] > 0
+        use_contrastive = w["contrastive_weight"] > 0
         zero = torch.zeros((), device=self.device)
-        sums = {"loss": zero.clone(), "loss_cluster": zero.clone(), "loss_reconstruction": zero.clone()}
+        sums = {k: zero.clone() for k in ("loss", "loss_cluster", "loss_reconstruction", "loss_contrastive")}
         n_batches = 0
         for idx in _batches(len(self.data), c.batch_size, self.cpu_gen, self.device):
-            x = self.data.batch(idx)
-            x_aug = self.data.batch(idx, self.augmenter) if self.augmenter is not None else None
+            x, x_aug = self._views(idx)
             inputs = torch.cat([x, x_aug]) if x_aug is not None else x
             with autocast(self.device, self.config.run.precision):
                 if use_reconstruction:
                     z_all, rec_all = self.model(inputs)
                     rec_all = rec_all.float()
-                else:  # DEC: the decoder is not needed
+                else:  # DEC, contrastive networks: no decoder pass
                     z_all, rec_all = self.model.encode(inputs), None
+                proj = self.model.project(z_all).float() if use_contrastive else None
             z_all = z_all.float()
             z, z_aug = (z_all.split(len(x)) if x_aug is not None else (z_all, None))
             target = target_full[idx] if target_full is not None else None
             loss_c = self.objective.loss(z, z_aug, target)
-            loss = self.weights["cluster_weight"] * loss_c
-            loss_r = zero
+            loss = w["cluster_weight"] * loss_c
+            loss_r = loss_s = zero
             if use_reconstruction:
                 loss_r = F.mse_loss(rec_all, inputs.reshape(len(inputs), -1))
-                loss = loss + self.weights["reconstruction_weight"] * loss_r
+                loss = loss + w["reconstruction_weight"] * loss_r
+            if use_contrastive:
+                loss_s = nt_xent(*proj.split(len(x)), temperature=self.config.pretrain.temperature)
+                loss = loss + w["contrastive_weight"] * loss_s
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             self.objective.after_step(z.detach())
-            sums["loss"] += loss.detach()
-            sums["loss_cluster"] += loss_c.detach()
-            sums["loss_reconstruction"] += loss_r.detach()
+            for key, value in (("loss", loss), ("loss_cluster", loss_c), ("loss_reconstruction", loss_r),
+                               ("loss_contrastive", loss_s)):
+                sums[key] += value.detach()
             n_batches += 1
         # one device synchronisation per epoch; a non-finite batch loss makes its epoch sum non-finite
         check_finite(sums["loss_cluster"], "clustering", epoch)
         check_finite(sums["loss_reconstruction"], "reconstruction", epoch)
+        check_finite(sums["loss_contrastive"], "contrastive", epoch)
         return {k: float(v) / max(n_batches, 1) for k, v in sums.items()}
+
+    def _views(self, idx: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The batch's two views: (clean, augmented or None) for autoencoders; two augmented views for
+        contrastive networks trained with augmentation."""
+        if self.augmenter is None:
+            return self.data.batch(idx), None
+        first = self.data.batch(idx, self.augmenter if self.contrastive else None)
+        return first, self.data.batch(idx, self.augmenter)
 
     def _record(self, epoch: int, labels: np.ndarray, z: torch.Tensor, losses: dict) -> dict:
         """History row of the state after ``epoch`` epochs. ``brb`` becomes True when BRB is applied to
@@ -214,7 +261,8 @@ class ClusterTrainer:
             "loss": losses.get("loss", np.nan),
             "loss_cluster": losses.get("loss_cluster", np.nan),
             "loss_reconstruction": losses.get("loss_reconstruction", np.nan),
-            **clustering_metrics(self.data.y, labels),
+            "loss_contrastive": losses.get("loss_contrastive", np.nan),
+            **clustering_metrics(self.eval_data.y, labels),
             "cluster_change": cluster_change(previous, labels),
             "brb": False,
             "n_empty_clusters": self.n_clusters - n_used,
@@ -279,7 +327,7 @@ class ClusterTrainer:
                     self.apply_brb(epoch)
                     self.history[-1]["brb"] = True  # the row of the state BRB was applied to
                 losses = self.train_epoch(epoch)
-                z = embed(self.model, self.data, c.eval_batch_size, self.config.run.precision)
+                z = embed(self.model, self.eval_data, c.eval_batch_size, self.config.run.precision)
                 labels = self.objective.predict(z).cpu().numpy()
                 row = self._record(epoch + 1, labels, z, losses)  # compares with self.labels
                 self.labels = labels
@@ -297,7 +345,7 @@ class ClusterTrainer:
         wall = time.perf_counter() - start
         history = pd.DataFrame(self.history)
         history["time_s"] = history["time_s"] - history["time_s"].iloc[0]
-        final = clustering_metrics(self.data.y, self.labels)
+        final = clustering_metrics(self.eval_data.y, self.labels)
         metrics = {
             **final,
             "n_clusters": self.n_clusters,
@@ -315,6 +363,19 @@ class ClusterTrainer:
             model=self.model,
             objective=self.objective,
         )
+
+
+def device_splits(config: Config, data: PreparedData, device) -> tuple[DeviceData, DeviceData]:
+    """(training data, evaluation data) on ``device`` as ``config.data.split`` says: the same object for
+    ``combined``; the train split and the test split (normalised with the train split's statistics) for
+    ``train_test``."""
+    d = config.data
+    if d.split == "combined":
+        both = DeviceData(data, device, d.normalize, d.resize)
+        return both, both
+    train = DeviceData(data.part("train"), device, d.normalize, d.resize)
+    test = DeviceData(data.part("test"), device, d.normalize, d.resize, statistics=(train.mean, train.std))
+    return train, test
 
 
 class DeviceSubset:

@@ -129,3 +129,46 @@ class ColourAugment:
         x = torch.where(mask, _grey(x).expand_as(x), x)
         mask = (self._rand(n, dev) < self.solarize_p).view(n, 1, 1, 1)
         return torch.where(mask & (x >= 0.5), 1.0 - x, x)
+
+
+class Cutout:
+    """Erases one square of side ``size`` per image (the strong view of SCAN's self-labeling).
+
+    Each image draws its own centre uniformly over its pixels; the square covers rows and columns
+    ``[centre - size // 2, centre - size // 2 + size)`` and is clipped at the border, so a square centred
+    near an edge erases less. Erased pixels take ``fill``: a scalar or a ``(1, C, 1, 1)`` tensor, e.g. the
+    dataset mean, which normalises to 0 as SCAN's cutout (applied after normalising) does. Everything is
+    one mask built on the device from the drawn centres, with no per-image Python.
+    """
+
+    def __init__(self, size: int, fill: float | torch.Tensor = 0.0, generator=None):
+        if size < 0:
+            raise ValueError(f"Cutout size must be non-negative, got {size}")
+        self.size = int(size)
+        self.fill = fill
+        self.generator = generator
+
+    def centres(self, n: int, height: int, width: int, device) -> torch.Tensor:
+        """Random (row, column) centres, one per image, shape (n, 2), int64."""
+        rows = torch.randint(0, height, (n,), generator=self.generator, device=device)
+        cols = torch.randint(0, width, (n,), generator=self.generator, device=device)
+        return torch.stack([rows, cols], dim=1)
+
+    def mask(self, centres: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """Boolean (n, 1, height, width) mask, True on each image's square around its centre."""
+        start = centres - self.size // 2  # (n, 2)
+        rows = torch.arange(height, device=centres.device).view(1, height)
+        cols = torch.arange(width, device=centres.device).view(1, width)
+        in_rows = (rows >= start[:, :1]) & (rows < start[:, :1] + self.size)  # (n, height)
+        in_cols = (cols >= start[:, 1:]) & (cols < start[:, 1:] + self.size)  # (n, width)
+        return (in_rows.unsqueeze(2) & in_cols.unsqueeze(1)).unsqueeze(1)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4:
+            raise ValueError(f"Cutout needs image batches (N, C, H, W), got shape {tuple(x.shape)}")
+        if self.size == 0:
+            return x
+        height, width = x.shape[-2:]
+        mask = self.mask(self.centres(len(x), height, width, x.device), height, width)
+        fill = torch.as_tensor(self.fill, dtype=x.dtype, device=x.device)
+        return torch.where(mask, fill, x)

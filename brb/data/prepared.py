@@ -1,7 +1,8 @@
 """Prepared datasets on disk: one ``.npz`` per dataset, written once by ``brb prepare``.
 
 Arrays: ``x`` (uint8 images ``(N, C, H, W)`` or float32 features ``(N, D)``), ``y`` (int64 labels),
-``class_names`` (str) and ``name`` (the registry name).
+``class_names`` (str) and ``name`` (the registry name); ``split`` (uint8, 0 train / 1 test) where the
+dataset has an official train/test split.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brb.data.registry import DataFileError, FetchOptions, RawData, get_dataset
+from brb.data.registry import TEST, TRAIN, DataFileError, FetchOptions, RawData, get_dataset
 from brb.io import atomic_path
 
 REQUIRED = ("x", "y", "class_names", "name")
@@ -24,6 +25,7 @@ class PreparedData:
     x: np.ndarray
     y: np.ndarray
     class_names: list[str]
+    split: np.ndarray | None = None
 
     @property
     def n_classes(self) -> int:
@@ -36,11 +38,28 @@ class PreparedData:
     def __len__(self) -> int:
         return len(self.y)
 
+    def part(self, which: str) -> "PreparedData":
+        """The ``train`` or ``test`` samples of the dataset's official split (``all``: everything)."""
+        if which == "all":
+            return self
+        if self.split is None:
+            raise DataFileError(
+                f"dataset {self.name!r} has no train/test split (data.split: train_test needs one; use "
+                "data.split: combined, or re-run `brb prepare` if the file predates split support)"
+            )
+        mask = self.split == {"train": TRAIN, "test": TEST}[which]
+        if not mask.any():
+            raise DataFileError(f"dataset {self.name!r} has no {which} samples")
+        return PreparedData(self.name, self.x[mask], self.y[mask], self.class_names, self.split[mask])
+
 
 def save_prepared(path: str | Path, name: str, raw: RawData) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
-        np.savez(tmp, x=raw.x, y=raw.y, class_names=np.asarray(raw.class_names, dtype=str), name=np.asarray(name))
+        arrays = {"x": raw.x, "y": raw.y, "class_names": np.asarray(raw.class_names, dtype=str), "name": np.asarray(name)}
+        if raw.split is not None:
+            arrays["split"] = raw.split
+        np.savez(tmp, **arrays)
     return path
 
 
@@ -67,6 +86,7 @@ def load_prepared(path: str | Path) -> PreparedData:
                 x=npz["x"],
                 y=npz["y"].astype(np.int64),
                 class_names=[str(c) for c in npz["class_names"]],
+                split=npz["split"].astype(np.uint8) if "split" in npz.files else None,
             )
     except DataFileError:
         raise
@@ -77,6 +97,8 @@ def load_prepared(path: str | Path) -> PreparedData:
             f"data file {path} has x of shape {data.x.shape} and y of shape {data.y.shape}; "
             "expected x (N, C, H, W) or (N, D) and y (N,) with N > 0"
         )
+    if data.split is not None and (data.split.shape != data.y.shape or not np.isin(data.split, (TRAIN, TEST)).all()):
+        raise DataFileError(f"data file {path} has a split array that is not 0 (train) / 1 (test) per sample")
     if data.y.min() < 0 or data.y.max() >= data.n_classes:
         raise DataFileError(f"data file {path} has labels outside 0..{data.n_classes - 1}")
     return data

@@ -23,16 +23,36 @@ class DataFileError(RuntimeError):
     """A data file is missing, truncated or not in the expected format; the message names the file."""
 
 
+#: Values of the per-sample ``split`` array.
+TRAIN, TEST = 0, 1
+
+
 @dataclass
 class RawData:
     x: np.ndarray
     y: np.ndarray
     class_names: list[str]
+    #: per sample: TRAIN (0) or TEST (1) of the dataset's official split; None when it has none
+    split: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.y = np.asarray(self.y, dtype=np.int64)
         if len(self.x) != len(self.y):
             raise DataFileError(f"{len(self.x)} samples but {len(self.y)} labels")
+        if self.split is not None:
+            self.split = np.asarray(self.split, dtype=np.uint8)
+            if self.split.shape != self.y.shape or not np.isin(self.split, (TRAIN, TEST)).all():
+                raise DataFileError(f"split must hold {TRAIN} (train) or {TEST} (test) per sample")
+
+    @classmethod
+    def from_splits(cls, train: list, test: list, class_names: list[str], channel_axis: bool = False) -> "RawData":
+        """Train parts then test parts (each an ``(x, y)`` pair) concatenated, with their ``split`` marks;
+        ``channel_axis`` adds the channel axis of grey ``(N, H, W)`` images."""
+        xs = [x for x, _ in train + test]
+        ys = [y for _, y in train + test]
+        split = np.concatenate([np.full(len(y), TRAIN) for _, y in train] + [np.full(len(y), TEST) for _, y in test])
+        x = np.concatenate(xs)
+        return cls(x=x[:, None] if channel_axis else x, y=np.concatenate(ys), class_names=class_names, split=split)
 
 
 @dataclass

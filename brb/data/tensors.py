@@ -27,7 +27,10 @@ class DeviceData:
         normalize: str = "channel",
         resize: Optional[int] = None,
         stats_chunk: int = 8192,
+        statistics: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
     ):
+        """``statistics``: (mean, std) to normalise with instead of this data's own (e.g. the training
+        split's, for held-out test data)."""
         self.name = prepared.name
         self.device = torch.device(device)
         self.y = np.asarray(prepared.y)
@@ -48,7 +51,10 @@ class DeviceData:
         if not self.is_image and x.dtype != torch.uint8:
             x = x.float()
         self.x = x.to(self.device)
-        self.mean, self.std = self._statistics(normalize, stats_chunk)
+        if statistics is not None:
+            self.mean, self.std = (t.to(self.device) for t in statistics)
+        else:
+            self.mean, self.std = self._statistics(normalize, stats_chunk)
 
     @property
     def sample_shape(self) -> tuple[int, ...]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brb.data.registry import DataFileError, FetchOptions, RawData, register_dataset
+from brb.data.registry import TEST, TRAIN, DataFileError, FetchOptions, RawData, register_dataset
 from brb.data.sources import as_text_list, find_files, load_pickle, locate, read_bytes, read_idx
 
 # ----------------------------------------------------------------------------------------------------
@@ -102,13 +102,11 @@ def load_idx_family(name: str, options: FetchOptions) -> RawData:
         wanted="train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
         "t10k-labels-idx1-ubyte (plain or .gz)",
     )
-    xs, ys = [], []
-    for split in ("train", "test"):
-        images_stem, labels_stem = IDX_STEMS[split]
-        x, y = _read_idx_split(paths[images_stem], paths[labels_stem], len(member.class_names))
-        xs.append(x)
-        ys.append(y)
-    return RawData(x=np.concatenate(xs)[:, None], y=np.concatenate(ys), class_names=list(member.class_names))
+    train, test = (
+        _read_idx_split(paths[IDX_STEMS[split][0]], paths[IDX_STEMS[split][1]], len(member.class_names))
+        for split in ("train", "test")
+    )
+    return RawData.from_splits([train], [test], list(member.class_names), channel_axis=True)
 
 
 @register_dataset("mnist", "MNIST handwritten digits: 70,000 grey 28x28 images (train + test), 10 classes")
@@ -191,12 +189,10 @@ def load_usps(options: FetchOptions) -> RawData:
         lambda d: find_files(d, ["usps", "usps.t"], suffixes=(".bz2", "")),
         download, wanted="usps.bz2 and usps.t.bz2",
     )
-    xs, ys = [], []
+    xs = []
     for stem in ("usps", "usps.t"):
-        x, y = parse_usps(read_bytes(paths[stem]), str(paths[stem]))
-        xs.append(x)
-        ys.append(y)
-    return RawData(x=np.concatenate(xs)[:, None], y=np.concatenate(ys), class_names=[str(i) for i in range(10)])
+        xs.append(parse_usps(read_bytes(paths[stem]), str(paths[stem])))
+    return RawData.from_splits(xs[:1], xs[1:], [str(i) for i in range(10)], channel_axis=True)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -259,9 +255,7 @@ def load_cifar10(options: FetchOptions) -> RawData:
     )
     parts = [read_cifar_batch(paths[b], "labels", 10) for b in CIFAR10_BATCHES]
     names = _names_from_meta(paths[CIFAR10_BATCHES[0]].parent / "batches.meta", "label_names", CIFAR10_NAMES)
-    return RawData(
-        x=np.concatenate([p[0] for p in parts]), y=np.concatenate([p[1] for p in parts]), class_names=names
-    )
+    return RawData.from_splits(parts[:-1], parts[-1:], names)
 
 
 @register_dataset(
@@ -280,9 +274,7 @@ def load_cifar100_20(options: FetchOptions) -> RawData:
     )
     parts = [read_cifar_batch(paths[s], "coarse_labels", 20) for s in ("train", "test")]
     names = _names_from_meta(paths["train"].parent / "meta", "coarse_label_names", CIFAR100_COARSE_NAMES)
-    return RawData(
-        x=np.concatenate([p[0] for p in parts]), y=np.concatenate([p[1] for p in parts]), class_names=names
-    )
+    return RawData.from_splits(parts[:1], parts[1:], names)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -358,7 +350,7 @@ def load_gtsrb(options: FetchOptions) -> RawData:
         wanted="GTSRB/Training/<class>/*.ppm, GTSRB/Final_Test/Images/*.ppm and GT-final_test.csv",
     )
     relabel = {c: i for i, c in enumerate(GTSRB_CLASSES)}
-    samples: list[tuple[Path, int]] = []
+    samples: list[tuple[Path, int]] = []  # training images first, then test images
     for c in GTSRB_CLASSES:
         folder = files.train_dir / f"{c:05d}"
         images = sorted(folder.glob("*.ppm")) if folder.is_dir() else []
@@ -376,4 +368,5 @@ def load_gtsrb(options: FetchOptions) -> RawData:
     if n_test == 0:
         raise DataFileError(f"{files.test_csv}: lists no test image of classes {GTSRB_CLASSES}")
     x = np.stack([gtsrb_image(p) for p, _ in samples])
-    return RawData(x=x, y=np.array([c for _, c in samples]), class_names=list(GTSRB_NAMES))
+    split = np.r_[np.full(len(samples) - n_test, TRAIN), np.full(n_test, TEST)]
+    return RawData(x=x, y=np.array([c for _, c in samples]), class_names=list(GTSRB_NAMES), split=split)

@@ -66,9 +66,5 @@ def load_optdigits(options: FetchOptions) -> RawData:
         options, "OPTDIGITS", ("", "optdigits", "uci/optdigits"),
         lambda d: find_files(d, OPTDIGITS_FILES), download, wanted="optdigits.tra and optdigits.tes",
     )
-    xs, ys = [], []
-    for filename in OPTDIGITS_FILES:
-        x, y = parse_optdigits(read_bytes(paths[filename]), str(paths[filename]))
-        xs.append(x)
-        ys.append(y)
-    return RawData(x=np.concatenate(xs)[:, None], y=np.concatenate(ys), class_names=[str(i) for i in range(10)])
+    train, test = (parse_optdigits(read_bytes(paths[f]), str(paths[f])) for f in OPTDIGITS_FILES)
+    return RawData.from_splits([train], [test], [str(i) for i in range(10)], channel_axis=True)

@@ -1,6 +1,7 @@
 """Network registry. Every architecture exposes ``encoder``/``decoder`` (``decoder`` may be None),
-``encode(x)``, ``forward(x) -> (z, reconstruction)``, ``reset_layers(include_embedding)`` (the layers
-BRB's soft reset may touch, input side first) and ``arch_kwargs()`` (its constructor arguments).
+``encode(x)``, ``forward(x) -> (z, reconstruction)`` (reconstruction None without a decoder),
+``named_reset_blocks(include_embedding)`` (the named blocks BRB's soft reset may touch, input side first),
+``arch_kwargs()`` (its constructor arguments) and, for contrastive networks, ``project(z)``.
 
 Entries are ``"module:class"`` strings resolved on use, so the registry can be read without torch.
 """
@@ -11,6 +12,7 @@ import importlib
 
 ARCHITECTURES: dict[str, str] = {
     "mlp": "brb.models.autoencoder:FeedForwardAutoencoder",
+    "resnet18": "brb.models.resnet:ResNetEmbedding",
 }
 
 

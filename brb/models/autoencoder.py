@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from brb.models.blocks import ResetBlocksMixin, linear_blocks
+
 
 def _mlp(widths: list[int], batch_norm: bool) -> nn.Sequential:
     """Linear layers between consecutive widths; BatchNorm + ReLU after all but the last."""
@@ -18,7 +20,7 @@ def _mlp(widths: list[int], batch_norm: bool) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class FeedForwardAutoencoder(nn.Module):
+class FeedForwardAutoencoder(ResetBlocksMixin, nn.Module):
     """Fully connected autoencoder on flattened inputs.
 
     ``input_shape`` is the shape of one sample (``(C, H, W)`` or ``(D,)``); inputs are flattened inside
@@ -56,16 +58,9 @@ class FeedForwardAutoencoder(nn.Module):
         z = self.encode(x)
         return z, self.decoder(z)
 
-    def reset_blocks(self, include_embedding: bool = False) -> list[list[nn.Module]]:
-        """Encoder blocks (a Linear and its BatchNorm), input side first; the last block is the embedding."""
-        blocks: list[list[nn.Module]] = []
-        for m in self.encoder:
-            if isinstance(m, nn.Linear):
-                blocks.append([m])
-            elif isinstance(m, nn.BatchNorm1d):
-                blocks[-1].append(m)
-        return blocks if include_embedding else blocks[:-1]
-
-    def reset_layers(self, include_embedding: bool = False) -> list[nn.Module]:
-        """The modules of :meth:`reset_blocks`, flattened."""
-        return [m for block in self.reset_blocks(include_embedding) for m in block]
+    def named_reset_blocks(self, include_embedding: bool = False) -> list[tuple[str, list[nn.Module]]]:
+        """Encoder blocks ``block0``, ``block1``, ... (a Linear and its BatchNorm), input side first; the last
+        block is the embedding layer."""
+        blocks = linear_blocks(self.encoder)
+        blocks = blocks if include_embedding else blocks[:-1]
+        return [(f"block{i}", block) for i, block in enumerate(blocks)]

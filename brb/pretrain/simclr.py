@@ -1,0 +1,65 @@
+"""SimCLR pretraining: two augmented views of every image, NT-Xent on their projections, AdamW without
+decay on biases and norms. Augmentation runs on whole batches on the training device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from brb.cluster.trainer import TrainingError, _batches, check_finite, make_augmenter, new_model
+from brb.config import Config
+from brb.contrastive import make_optimizer, nt_xent
+from brb.data.prepared import PreparedData
+from brb.data.tensors import DeviceData
+from brb.pretrain.loop import PretrainResult, run_pretraining
+from brb.runtime import autocast, setup_run
+
+
+def pretrain_simclr(
+    config: Config, data: PreparedData, progress: bool = True, checkpoint_dir: Optional[Path] = None
+) -> PretrainResult:
+    """SimCLR on ``data`` (its train split when ``data.split`` is ``train_test``); resumable like
+    reconstruction pretraining."""
+    device = setup_run(config.run)
+    train = data.part("train" if config.data.split == "train_test" else "all")
+    ddata = DeviceData(train, device, config.data.normalize, config.data.resize)
+    if not ddata.is_image:
+        raise TrainingError(f"SimCLR needs image data; {data.name} holds feature vectors")
+    n_clusters = config.cluster.n_clusters or ddata.n_classes
+    model = new_model(config, ddata, n_clusters).to(device)
+    if not hasattr(model, "project"):
+        raise TrainingError(f"SimCLR needs a network with a projector (model.arch resnet18), not {config.model.arch!r}")
+    p = config.pretrain
+    optimizer = make_optimizer(p.optimizer, model, p.lr, p.weight_decay)
+    augmenter = make_augmenter(config, ddata, device)
+    gen = torch.Generator().manual_seed(config.run.seed)
+
+    def train_epoch(epoch: int) -> dict[str, float]:
+        total, n = torch.zeros((), device=device), 0
+        for idx in _batches(len(ddata), p.batch_size, gen, device):
+            views = torch.cat([ddata.batch(idx, augmenter), ddata.batch(idx, augmenter)])
+            with autocast(device, config.run.precision):
+                proj = model.project(model.encode(views))
+            loss = nt_xent(*proj.float().split(len(idx)), temperature=p.temperature)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach()
+            n += 1
+        check_finite(total, "contrastive", epoch)
+        return {"loss": float(total) / max(n, 1)}
+
+    generators = {"batches": gen, "augment": augmenter.generator}
+    label = f"simclr {data.name} seed {config.run.seed}"
+    return run_pretraining(config, model, optimizer, generators, train_epoch, label, progress, checkpoint_dir)
+
+
+def pretrain(config: Config, data: PreparedData, progress: bool = True, checkpoint_dir: Optional[Path] = None):
+    """Pretraining by ``config.pretrain.method`` (auto: by architecture)."""
+    from brb.pretrain.autoencoder import pretrain_autoencoder
+
+    method = config.pretrain.resolved_method(config.model.arch)
+    fn = pretrain_simclr if method == "simclr" else pretrain_autoencoder
+    return fn(config, data, progress=progress, checkpoint_dir=checkpoint_dir)
