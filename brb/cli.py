@@ -14,12 +14,14 @@ from typing import Any, Sequence
 import yaml
 
 from brb.config import SECTIONS, ConfigError, load_config
+from brb.pack import positive_int
 
 #: Which configuration sections each stage reads (and therefore offers as flags).
 STAGE_SECTIONS = {
     "pretrain": ("data", "model", "augment", "pretrain", "run"),
     "cluster": ("data", "model", "augment", "cluster", "brb", "run"),
     "kmeans": ("data", "cluster", "run"),
+    "selflabel": ("data", "augment", "selflabel", "run"),
 }
 
 
@@ -76,6 +78,10 @@ def cmd_pretrain(args) -> None:
 
 
 def cmd_cluster(args) -> None:
+    if args.seeds is not None:  # several runs, one child process per seed (brb/pack.py)
+        from brb.pack import run_pack
+
+        return run_pack(args)
     from brb.stages import cluster_stage
 
     _report(
@@ -89,6 +95,12 @@ def cmd_kmeans(args) -> None:
     from brb.stages import kmeans_stage
 
     _report(kmeans_stage(_config(args), args.data, args.out, pretrained=args.pretrained))
+
+
+def cmd_selflabel(args) -> None:
+    from brb.stages import selflabel_stage
+
+    _report(selflabel_stage(_config(args), args.data, args.run, args.out, progress=not args.quiet, name=args.name))
 
 
 def cmd_evaluate(args) -> None:
@@ -161,7 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true", help="never download; fail if no mirror has the files")
     p.set_defaults(func=cmd_prepare)
 
-    p = _training_parser(sub, "pretrain", "pretrain the autoencoder; writes model.pt and history.parquet", cmd_pretrain)
+    p = _training_parser(
+        sub, "pretrain", "pretrain the network (autoencoder: reconstruction; resnet18: SimCLR); writes model.pt and "
+        "history.parquet", cmd_pretrain
+    )
     _add_config_flags(p, STAGE_SECTIONS["pretrain"])
 
     p = _training_parser(
@@ -169,6 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--pretrained", type=Path, help="model.pt from `brb pretrain` (default: a fresh network)")
     p.add_argument("--name", help="variant name recorded in metrics.json (default: --brb.variant), e.g. brb_T5")
+    p.add_argument(
+        "--seeds",
+        help="comma-separated seeds, e.g. 0,1,2: one run per seed, each in its own process on the same device; "
+        "--out must contain {seed} (also replaced in --data, --pretrained, --config); each run logs to "
+        "<out>/cluster.log",
+    )
+    p.add_argument(
+        "--parallel", type=positive_int, default=1, metavar="N", help="with --seeds: runs at once (default: 1)"
+    )
     _add_config_flags(p, STAGE_SECTIONS["cluster"])
 
     p = sub.add_parser("kmeans", help="baseline: k-means on raw inputs or on a pretrained embedding")
@@ -177,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="run directory")
     _add_config_flags(p, STAGE_SECTIONS["kmeans"])
     p.set_defaults(func=cmd_kmeans)
+
+    p = _training_parser(
+        sub, "selflabel", "SCAN self-labeling of a clustering run; writes a run directory of its own", cmd_selflabel
+    )
+    p.add_argument("--run", required=True, type=Path, help="run directory of `brb cluster` (model.pt, metrics.json)")
+    p.add_argument("--name", help="variant name recorded in metrics.json (default: <run's variant>-selflabel)")
+    _add_config_flags(p, STAGE_SECTIONS["selflabel"])
 
     p = sub.add_parser("evaluate", help="recompute a run's metrics from its labels; writes evaluation.json")
     p.add_argument("--run", required=True, type=Path, help="run directory (holds labels.npy)")

@@ -112,6 +112,51 @@ def cluster_stage(
     return {"run directory": out_dir, "metrics": out_dir / "metrics.json"}
 
 
+def selflabel_stage(
+    config: Config, data_path: Path, run_dir: Path, out_dir: Path, progress: bool = True, name: Optional[str] = None
+) -> dict[str, Path]:
+    """SCAN self-labeling of a finished clustering run (``run_dir`` holds its model.pt with centroids); writes a
+    run directory of its own (metrics.json, labels.npy, history.parquet, model.pt with the cluster head)."""
+    import json
+
+    from brb.cluster.selflabel import self_label
+    from brb.models.checkpoint import CheckpointError, load_model, save_checkpoint
+    from brb.runtime import job_environment
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    data, eval_data, device = _load_device_data(config, data_path)
+    model, payload = load_model(run_dir / "model.pt", input_shape=data.sample_shape)
+    if payload.get("centroids") is None:
+        raise CheckpointError(f"{run_dir / 'model.pt'} holds no centroids (expected the output of `brb cluster`)")
+    try:
+        source = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{run_dir / 'metrics.json'} cannot be read: {err}") from None
+    env = job_environment(device)
+    result = self_label(config, model.to(device), payload["centroids"], data, eval_data, progress, out_dir)
+    write_json(out_dir / "job_env.json", env)
+    write_parquet(result.history, out_dir / "history.parquet")
+    write_npy(result.labels.astype(np.int64), out_dir / "labels.npy")
+    save_checkpoint(out_dir / "model.pt", result.model, payload["arch"], head=result.head.state_dict(),
+                    config=config.to_dict())
+    metrics = {
+        key: source.get(key) for key in ("dataset", "arch", "algorithm", "brb_variant", "seed", "pretrained")
+    }
+    metrics.update(
+        variant=name or f"{source.get('variant')}-selflabel",
+        selflabel_of=str(run_dir),
+        evaluated_on="test" if config.data.split == "train_test" else "all",
+        clustering_acc=source.get("acc"),
+        **result.metrics,
+        environment=env,
+        config=config.to_dict(),
+    )
+    write_json(out_dir / "metrics.json", metrics)
+    if result.checkpointer is not None:
+        result.checkpointer.clear()
+    return {"run directory": out_dir, "metrics": out_dir / "metrics.json"}
+
+
 def kmeans_stage(config: Config, data_path: Path, out_dir: Path, pretrained: Optional[Path] = None) -> dict[str, Path]:
     """k-means on raw (normalised) inputs or on a pretrained embedding: the baselines of the tables.
     With ``data.split: train_test`` it is fitted on the train split and labels the test split."""

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from brb.models.autoencoder import _mlp
+from brb.models.checkpoint import CheckpointError
 from brb.models.blocks import ResetBlocksMixin, linear_blocks
 
 
@@ -83,7 +84,7 @@ class ResNetEmbedding(ResetBlocksMixin, nn.Module):
         return [("layer4", layer4)] + [(f"head{i}", block) for i, block in enumerate(head)]
 
 
-class WeightsError(RuntimeError):
+class WeightsError(CheckpointError):
     """External weights do not fit the network; the message lists the missing and unexpected keys."""
 
 
