@@ -261,7 +261,8 @@ def _reference_file(reference: Path) -> Path:
 
 
 def tables_stage(metrics: Path, out_dir: Path, reference: Optional[Path] = None, block: str = "main") -> dict:
-    """summary and paper_style tables (md, csv, tex); paper_vs_ours when a reference CSV is given."""
+    """summary and paper_style tables (md, csv, tex); paper_vs_ours when a reference CSV is given (the AE
+    table: ACC with the paper's std and the distance in std; the contrastive table: ACC, NMI and ARI)."""
     from brb.report import tables
 
     df = pd.read_parquet(metrics)
@@ -271,7 +272,10 @@ def tables_stage(metrics: Path, out_dir: Path, reference: Optional[Path] = None,
         written.update({f"{stem}.{ext}": p for ext, p in tables.write_tables(table, out_dir, stem).items()})
     if reference is not None:
         reference = _reference_file(reference)
-        comparison = tables.paper_vs_ours(df, reference, block=block)
+        if tables.is_contrastive_reference(reference):
+            comparison = tables.contrastive_vs_ours(df, reference)
+        else:
+            comparison = tables.paper_vs_ours(df, reference, block=block)
         paths = tables.write_tables(comparison, out_dir, "paper_vs_ours")
         written.update({f"paper_vs_ours.{ext}": p for ext, p in paths.items()})
     return written

@@ -370,6 +370,9 @@ def test_packaged_references():
     con = read_reference_contrastive(reference_path("brb_paper_contrastive.csv"))
     assert set(con["dataset"]) == {"cifar10", "cifar100-20"}
     assert math.isnan(con[(con["method"] == "gcc") & (con["dataset"] == "cifar10")]["nmi"].iloc[0])
+    # SimCLR + k-means is our k-means baseline on the pretrained network
+    kmeans = con[(con["method"] == "kmeans") & (con["variant"] == "pretrained")]
+    assert kmeans.set_index("dataset")["acc"].to_dict() == {"cifar10": 68.97, "cifar100-20": 37.22}
     assert reference_path("other_methods.csv").is_file()
     with pytest.raises(FileNotFoundError):
         reference_path("nope.csv")

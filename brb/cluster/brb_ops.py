@@ -1,7 +1,8 @@
 """The three parts of BRB, each usable and testable on its own.
 
 - :func:`soft_reset`: θ ← α·θ + (1 − α)·φ for the chosen layers, φ a fresh initialisation.
-- :func:`recluster`: new centroids from the embedding of a random subsample.
+- :func:`recluster`: new centroids from the embedding of a random subsample (k-means by scikit-learn, or
+  by :func:`~brb.cluster.kmeans_torch.kmeans_torch` on the training device).
 - momentum reset lives on the objective (:meth:`CentroidObjective.reset_momentum`), since what counts
   as the centroids' optimiser state differs between algorithms.
 """
@@ -9,11 +10,13 @@
 from __future__ import annotations
 
 import copy
-from typing import Iterable
+from typing import Iterable, Union
 
 import numpy as np
 import torch
 import torch.nn as nn
+
+from brb.cluster.kmeans_torch import choose_kmeans_backend, kmeans_torch
 
 
 @torch.no_grad()
@@ -95,12 +98,37 @@ def subsample_indices(n: int, size: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
 
 
-def recluster(z: np.ndarray, k: int, method: str = "kmeans", seed: int = 0, n_init: int = 10) -> np.ndarray:
-    """Centroids (k, d) found on the embedding ``z`` by ``method``."""
+def _as_numpy(z: Union[np.ndarray, torch.Tensor]) -> np.ndarray:
+    """``z`` as a float64 numpy array (a torch tensor is detached and copied to the host)."""
+    if isinstance(z, torch.Tensor):
+        z = z.detach().cpu().numpy()
+    return np.asarray(z, dtype=np.float64)
+
+
+def _kmeans_on_device(z: Union[np.ndarray, torch.Tensor], k: int, seed: int, n_init: int) -> np.ndarray:
+    """k-means with :func:`kmeans_torch` on the device ``z`` lives on (the CPU for a numpy array)."""
+    zt = z if isinstance(z, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(z))
+    return kmeans_torch(zt, k, seed, n_init).cpu().numpy()
+
+
+def recluster(z: Union[np.ndarray, torch.Tensor], k: int, method: str = "kmeans", seed: int = 0, n_init: int = 10,
+              backend: str = "sklearn") -> np.ndarray:
+    """Centroids (k, d), float32 numpy, found on the embedding ``z`` (numpy array or torch tensor) by ``method``.
+
+    ``backend`` (``sklearn`` | ``torch`` | ``auto``, see :func:`choose_kmeans_backend`) only matters for
+    ``method="kmeans"``: with torch, k-means runs on the device a tensor ``z`` already lives on, without a
+    copy to the host. The other methods always run on the host.
+    """
     if k > len(z):
         raise ValueError(f"cannot find {k} clusters in {len(z)} points")
     try:
         fn = RECLUSTER_METHODS[method]
     except KeyError:
         raise ValueError(f"unknown recluster method {method!r}; known: {', '.join(RECLUSTER_METHODS)}") from None
-    return np.asarray(fn(np.asarray(z, dtype=np.float64), k, seed, n_init), dtype=np.float32)
+    device = z.device if isinstance(z, torch.Tensor) else "cpu"
+    chosen = choose_kmeans_backend(backend, len(z), device)  # validates ``backend`` for every method
+    if method == "kmeans" and chosen == "torch":
+        centers = _kmeans_on_device(z, k, seed, n_init)
+    else:
+        centers = fn(_as_numpy(z), k, seed, n_init)
+    return np.asarray(centers, dtype=np.float32)

@@ -161,7 +161,7 @@ class ClusterTrainer:
         self.parts = config.brb.parts()
 
         z = embed(self.model, data, c.eval_batch_size, config.run.precision)
-        init = recluster(z.cpu().numpy(), self.n_clusters, "kmeans", config.run.seed, c.kmeans_n_init)
+        init = recluster(z, self.n_clusters, "kmeans", config.run.seed, c.kmeans_n_init, backend=config.run.kmeans)
         if self.eval_data is not data:
             z = embed(self.model, self.eval_data, c.eval_batch_size, config.run.precision)
         self.objective = ALGORITHMS[c.algorithm](c, torch.from_numpy(init)).to(self.device)
@@ -187,8 +187,10 @@ class ClusterTrainer:
             idx = subsample_indices(len(self.data), b.subsample, self.config.run.seed * 100003 + epoch)
             sub = DeviceSubset(self.data, idx)
             z = embed(self.model, sub, self.config.cluster.eval_batch_size, self.config.run.precision)
-            z = z.cpu().numpy()
-            centers = recluster(z, self.n_clusters, b.recluster_method, self.config.run.seed + epoch, b.kmeans_n_init)
+            centers = recluster(
+                z, self.n_clusters, b.recluster_method, self.config.run.seed + epoch, b.kmeans_n_init,
+                backend=self.config.run.kmeans,
+            )
             self.objective.set_centroids(torch.from_numpy(centers))
         if self.parts["momentum_reset"]:
             self.objective.reset_momentum(self.optimizer, steps=b.reset_momentum_steps)

@@ -235,10 +235,18 @@ def read_reference_contrastive(reference_csv: str | os.PathLike) -> pd.DataFrame
     ref = ref[needed].copy()
     for col in ("method", "variant"):
         ref[col] = ref[col].astype(str).str.strip().str.lower()
+    # the pretrained-embedding baseline is our `kmeans` run on the pretrained network
+    ref["method"] = ref["method"].replace({"simclr+kmeans": "kmeans"})
     ref["dataset"] = ref["dataset"].map(canonical_dataset)
     for m in ("acc", "nmi", "ari"):
         ref[m] = pd.to_numeric(ref[m], errors="coerce")
     return ref.reset_index(drop=True)
+
+
+def is_contrastive_reference(reference_csv: str | os.PathLike) -> bool:
+    """Whether a reference CSV is the contrastive kind (a ``method`` column) rather than the AE kind."""
+    columns = pd.read_csv(reference_csv, comment="#", nrows=0, skipinitialspace=True).columns
+    return "method" in columns
 
 
 def paper_vs_ours(

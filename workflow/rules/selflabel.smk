@@ -1,0 +1,30 @@
+# SCAN self-labeling of finished clustering runs (config `selflabel: true`): one cached stage per run,
+# written next to it as the variant `<variant>-selflabel`.
+
+
+rule selflabel:
+    input:
+        data=f"{RESULTS}/data/{{dataset}}.npz",
+        metrics=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}/metrics.json",
+        model=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}/model.pt",
+    output:
+        metrics=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}-selflabel/seed{{seed}}/metrics.json",
+        labels=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}-selflabel/seed{{seed}}/labels.npy",
+        history=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}-selflabel/seed{{seed}}/history.parquet",
+        model=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}-selflabel/seed{{seed}}/model.pt",
+    log:
+        f"{RESULTS}/logs/selflabel/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}.log",
+    conda:
+        CONDA_ENV
+    threads: training_threads("cluster")
+    resources:
+        **training_resources("cluster"),
+    params:
+        rundir=lambda w, input: Path(input.metrics).parent,
+        outdir=lambda w, output: Path(output.metrics).parent,
+        flags=lambda w: flags(
+            SELFLABEL_SECTIONS, algorithm=w.algorithm, dataset=w.dataset, variant=w.variant
+        ),
+    shell:
+        "brb selflabel --data {input.data} --run {params.rundir} --out {params.outdir} "
+        "--run.seed {wildcards.seed} --run.threads {threads} {params.flags} > {log} 2>&1"
