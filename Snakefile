@@ -15,6 +15,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/cluster.smk"
+include: "workflow/rules/selflabel.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -13,6 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
+TINY_CIFAR = REPO / "tests" / "configs" / "tiny_cifar.yaml"
 
 
 def snakemake(*args, cwd, timeout=900, check=True):
@@ -128,6 +129,37 @@ def test_tiny_study_runs_and_rebuilds_only_what_changed(tmp_path):
     snakemake("--configfile", TINY, "--report", "report.html", cwd=tmp_path)
     html = (tmp_path / "report.html").read_text(errors="ignore")
     assert "summary.md" in html and "learning_curves.png" in html
+
+
+@pytest.mark.slow
+def test_tiny_contrastive_study_reuses_its_simclr_checkpoint(tmp_path):
+    sys.path.insert(0, str(REPO / "tests"))
+    from cifar_files import write_cifar10
+
+    write_cifar10(tmp_path / "mirror", per_batch=8, n_test=20, n_classes=2)
+    plan = job_counts(snakemake("-n", "--configfile", TINY_CIFAR, cwd=tmp_path).stdout)
+    assert {k: plan.get(k) for k in ("prepare", "pretrain", "cluster", "selflabel", "kmeans_pretrained", "evaluate")} == {
+        "prepare": 1, "pretrain": 1, "cluster": 4, "selflabel": 4, "kmeans_pretrained": 1, "evaluate": 9}
+    snakemake("-c2", "--configfile", TINY_CIFAR, cwd=tmp_path)
+    results = tmp_path / "results"
+    df = pd.read_parquet(results / "metrics.parquet")
+    assert sorted(df["variant"]) == sorted(["baseline", "brb"] * 2 + ["baseline-selflabel", "brb-selflabel"] * 2
+                                           + ["pretrained"])
+    assert (df["arch"] == "resnet18").all() and (df["evaluated_on"] == "test").all()
+    comparison = pd.read_csv(results / "tables" / "paper_vs_ours.csv")
+    cells = set(zip(comparison["algorithm"], comparison["variant"]))
+    assert {("dec", "baseline"), ("idec", "brb"), ("kmeans", "pretrained")} <= cells
+    assert comparison.loc[comparison["algorithm"] == "dec", "paper_acc"].tolist() == [88.29, 90.57]
+    simclr = results / "pretrain" / "cifar10" / "resnet18" / "seed0" / "model.pt"
+    made = simclr.stat().st_mtime_ns
+
+    # a changed clustering setting re-runs the clustering it reaches, never SimCLR
+    changed = tmp_path / "changed.yaml"
+    changed.write_text("algorithm_settings:\n  idec:\n    cluster: {lr: 0.002}\n")
+    counts = job_counts(snakemake("-n", "--configfile", TINY_CIFAR, changed, cwd=tmp_path).stdout)
+    assert counts.get("cluster") == 2 and counts.get("selflabel") == 2 and "pretrain" not in counts
+    snakemake("-c2", "--configfile", TINY_CIFAR, changed, cwd=tmp_path)
+    assert simclr.stat().st_mtime_ns == made
 
 
 def test_lint_is_clean(tmp_path):

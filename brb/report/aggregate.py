@@ -43,6 +43,7 @@ RUN_COLUMNS = (
     "n_nonempty_clusters",
     "wall_time_s",
     "pretrained",
+    "evaluated_on",
     "evaluated",
     "run_dir",
 )
@@ -157,6 +158,7 @@ def load_run(metrics_path: str | os.PathLike) -> dict[str, Any]:
     row["wall_time_s"] = _as_float(path, "wall_time_s", raw.get("wall_time_s"))
     pretrained = raw.get("pretrained")
     row["pretrained"] = None if pretrained is None else str(pretrained)
+    row["evaluated_on"] = str(raw.get("evaluated_on", "all"))  # "test" for train/test-split runs
 
     row["evaluated"] = False
     eval_path = path.parent / "evaluation.json"

@@ -17,6 +17,8 @@ rule cluster:
         model=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}/model.pt",
     log:
         f"{RESULTS}/logs/cluster/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}.log",
+    wildcard_constraints:
+        seed=unpacked_seed_regex(),  # with pack > 1 the study's seeds go to cluster_pack_*
     conda:
         CONDA_ENV
     threads: training_threads("cluster")
@@ -27,18 +29,43 @@ rule cluster:
         pretrained=lambda w, input: (
             f"--pretrained {input.pretrained}" if input.pretrained else ""
         ),
-        flags=lambda w: flags(
-            CLUSTER_SECTIONS,
-            algorithm=w.algorithm,
-            dataset=w.dataset,
-            model={"arch": w.arch},
-            cluster={"algorithm": w.algorithm},
-            variant=w.variant,
-            brb={"variant": base_variant(w.variant)},
-        ),
+        flags=cluster_flags,
     shell:
         "brb cluster --data {input.data} {params.pretrained} --out {params.outdir} --name {wildcards.variant} "
         "--run.seed {wildcards.seed} --run.threads {threads} {params.flags} > {log} 2>&1"
+
+
+# pack > 1: one job per chunk of `pack` seeds runs them together on one device (`brb cluster --seeds`),
+# each seed's outputs where the `cluster` rule puts them; the job asks for what one cluster job asks for.
+for i, chunk in enumerate(pack_chunks()):
+
+    rule:
+        name:
+            f"cluster_pack_{i}"
+        input:
+            data=f"{RESULTS}/data/{{dataset}}.npz",
+            pretrained=pack_pretrained_input(chunk),
+        output:
+            metrics=pack_outputs(chunk, "metrics.json"),
+            labels=pack_outputs(chunk, "labels.npy"),
+            history=pack_outputs(chunk, "history.parquet"),
+            model=pack_outputs(chunk, "model.pt"),
+        log:
+            f"{RESULTS}/logs/cluster/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seeds{'-'.join(map(str, chunk))}.log",
+        conda:
+            CONDA_ENV
+        threads: training_threads("cluster")
+        resources:
+            **training_resources("cluster"),
+        params:
+            seeds=",".join(map(str, chunk)),
+            parallel=PACK,
+            outdir=pack_run_dir,
+            pretrained=pack_pretrained_flag,
+            flags=cluster_flags,
+        shell:
+            "brb cluster --data {input.data} {params.pretrained} --out '{params.outdir}' --name {wildcards.variant} "
+            "--seeds {params.seeds} --parallel {params.parallel} --run.threads {threads} {params.flags} > {log} 2>&1"
 
 
 rule kmeans_pixels:
@@ -89,7 +116,11 @@ rule evaluate:
         f"{RESULTS}/logs/evaluate/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}.log",
     wildcard_constraints:
         algorithm="|".join(CLUSTER_ALGORITHMS + ["kmeans"]),
-        variant="|".join(VARIANTS + ["pixels", "pretrained"]),
+        variant="|".join(
+            VARIANTS
+            + [v + SELFLABEL_SUFFIX for v in VARIANTS]
+            + ["pixels", "pretrained"]
+        ),
         arch=r"[a-z0-9\-]+",
     conda:
         CONDA_ENV

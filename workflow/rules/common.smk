@@ -14,6 +14,8 @@ VARIANTS = BASE_VARIANTS + [v for v in NAMED_VARIANTS if v not in BASE_VARIANTS]
 
 PRETRAIN_SECTIONS = ("data", "model", "augment", "pretrain")
 CLUSTER_SECTIONS = ("data", "model", "augment", "cluster", "brb")
+SELFLABEL_SECTIONS = ("data", "augment", "selflabel")
+SELFLABEL_SUFFIX = "-selflabel"
 
 
 wildcard_constraints:
@@ -96,10 +98,11 @@ def run_dir(dataset, arch, algorithm, variant, seed):
     return f"{RESULTS}/runs/{dataset}/{arch}/{algorithm}/{variant}/seed{seed}"
 
 
-def cluster_runs():
+def cluster_runs(suffix=""):
+    """Run directories of the study's clustering runs (``suffix``: of the stage that follows each run)."""
     arch = config["arch"]
     return [
-        run_dir(d, arch, a, v, s)
+        run_dir(d, arch, a, v + suffix, s)
         for d in config["datasets"]
         for a in config["algorithms"]
         for v in config["variants"]
@@ -127,8 +130,84 @@ def pretrained_input(w):
     return [f"{pretrain_dir(w.dataset, w.arch, w.seed)}/model.pt"]
 
 
+def cluster_flags(w):
+    """Configuration flags of the clustering runs of one (dataset, arch, algorithm, variant)."""
+    return flags(
+        CLUSTER_SECTIONS,
+        algorithm=w.algorithm,
+        dataset=w.dataset,
+        model={"arch": w.arch},
+        cluster={"algorithm": w.algorithm},
+        variant=w.variant,
+        brb={"variant": base_variant(w.variant)},
+    )
+
+
+# --- packed clustering jobs: `pack` seeds run together by one job on one device (docs/slurm.md) ---
+PACK = config.get("pack", 1)
+SEED_PLACEHOLDER = "{seed}"  # filled in per run by `brb cluster --seeds`
+
+
+def pack_chunks():
+    """config["seeds"] in chunks of `pack`, one packed cluster rule each (none when pack is 1)."""
+    if PACK <= 1:
+        return []
+    seeds = config["seeds"]
+    return [seeds[i : i + PACK] for i in range(0, len(seeds), PACK)]
+
+
+def unpacked_seed_regex():
+    """Seed wildcard of the single-run `cluster` rule: every seed that no packed rule runs.
+
+    A negative lookahead rather than a list of allowed seeds, so that seeds outside the study can still
+    be built one by one; it keeps `cluster` and the packed rules from ever matching the same file.
+    """
+    packed = [str(s) for chunk in pack_chunks() for s in chunk]
+    if not packed:
+        return r"\d+"
+    return rf"(?!(?:{'|'.join(packed)})(?!\d))\d+"
+
+
+def pack_outputs(seeds, name):
+    """The file `name` of each seed's run directory, as output patterns of a packed rule."""
+    return [
+        f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{s}/{name}"
+        for s in seeds
+    ]
+
+
+def pack_pretrained_input(seeds):
+    """Input function of a packed rule: the pretrained checkpoints of its seeds."""
+
+    def inputs(w):
+        if not config.get("pretrain", True):
+            return []
+        return [f"{pretrain_dir(w.dataset, w.arch, s)}/model.pt" for s in seeds]
+
+    return inputs
+
+
+def pack_run_dir(w):
+    """Run directory of a packed job with the `{seed}` placeholder (`brb cluster --out`)."""
+    return run_dir(w.dataset, w.arch, w.algorithm, w.variant, SEED_PLACEHOLDER)
+
+
+def pack_pretrained_flag(w):
+    """`--pretrained` of a packed job, the checkpoint path with the `{seed}` placeholder."""
+    if not config.get("pretrain", True):
+        return ""
+    return (
+        f"--pretrained '{pretrain_dir(w.dataset, w.arch, SEED_PLACEHOLDER)}/model.pt'"
+    )
+
+
+def selflabel_runs():
+    """Self-labeling of every clustering run, when the study asks for it."""
+    return cluster_runs(SELFLABEL_SUFFIX) if config.get("selflabel", False) else []
+
+
 def all_runs():
-    return cluster_runs() + baseline_runs()
+    return cluster_runs() + selflabel_runs() + baseline_runs()
 
 
 REPORTED_TABLES = ["summary", "paper_style"]

@@ -23,7 +23,10 @@ rule selflabel:
         rundir=lambda w, input: Path(input.metrics).parent,
         outdir=lambda w, output: Path(output.metrics).parent,
         flags=lambda w: flags(
-            SELFLABEL_SECTIONS, algorithm=w.algorithm, dataset=w.dataset, variant=w.variant
+            SELFLABEL_SECTIONS,
+            algorithm=w.algorithm,
+            dataset=w.dataset,
+            variant=w.variant,
         ),
     shell:
         "brb selflabel --data {input.data} --run {params.rundir} --out {params.outdir} "
