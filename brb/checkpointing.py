@@ -120,3 +120,38 @@ def stop_on_signals(signals=(signal.SIGTERM,)) -> Iterator[type[StopFlag]]:
         for sig, old in previous.items():
             signal.signal(sig, old)
         StopFlag.requested = None
+
+
+class ResumableTraining:
+    """``state`` / ``restore`` for a training loop with ``history`` and ``labels`` attributes, whose other
+    resumable parts (network, optimiser, objective, head...) :meth:`stateful` names, and whose random
+    generators :meth:`_generators` names."""
+
+    history: list
+    labels: object
+
+    def stateful(self) -> dict:
+        """name → object with ``state_dict`` / ``load_state_dict``."""
+        raise NotImplementedError
+
+    def _generators(self) -> dict:
+        raise NotImplementedError
+
+    def state(self, epoch: int, elapsed: float) -> dict:
+        return {
+            "epoch": epoch,
+            "elapsed": elapsed,
+            **{name: part.state_dict() for name, part in self.stateful().items()},
+            "history": self.history,
+            "labels": self.labels,
+            "rng": rng_state(self._generators()),
+        }
+
+    def restore(self, state: dict) -> int:
+        """Load a :meth:`state`; returns the epoch to continue from."""
+        for name, part in self.stateful().items():
+            part.load_state_dict(state[name])
+        self.history = state["history"]
+        self.labels = state["labels"]
+        restore_rng_state(state["rng"], self._generators())
+        return int(state["epoch"])

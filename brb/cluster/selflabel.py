@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from brb.checkpointing import Checkpointer, Interrupted, restore_rng_state, rng_state, stop_on_signals
+from brb.checkpointing import Checkpointer, Interrupted, ResumableTraining, stop_on_signals
 from brb.cluster.trainer import TrainingError, _batches, check_finite, embed
 from brb.config import Config
 from brb.data.augment import ColourAugment, Cutout, RandomAffine
@@ -160,7 +160,7 @@ def self_label_loss(
 # --- training -------------------------------------------------------------------------------------
 
 
-class _SelfLabeler:
+class _SelfLabeler(ResumableTraining):
     """The state of one self-labeling run: network, head, optimiser, views, history."""
 
     def __init__(
@@ -262,26 +262,8 @@ class _SelfLabeler:
     def _generators(self) -> dict[str, torch.Generator]:
         return {"batches": self.cpu_gen, **self.views.generators}
 
-    def state(self, epoch: int, elapsed: float) -> dict:
-        return {
-            "epoch": epoch,
-            "elapsed": elapsed,
-            "model": self.model.state_dict(),
-            "head": self.head.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "history": self.history,
-            "labels": self.labels,
-            "rng": rng_state(self._generators()),
-        }
-
-    def restore(self, state: dict) -> int:
-        self.model.load_state_dict(state["model"])
-        self.head.load_state_dict(state["head"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.history = state["history"]
-        self.labels = state["labels"]
-        restore_rng_state(state["rng"], self._generators())
-        return int(state["epoch"])
+    def stateful(self) -> dict:
+        return {"model": self.model, "head": self.head, "optimizer": self.optimizer}
 
     def _checkpoint_or_stop(self, epoch: int, stop, start: float) -> None:
         """Write a checkpoint when due; on a requested stop write one and raise :class:`Interrupted`."""

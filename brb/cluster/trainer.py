@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from brb.checkpointing import Checkpointer, Interrupted, restore_rng_state, rng_state, stop_on_signals
+from brb.checkpointing import Checkpointer, Interrupted, ResumableTraining, stop_on_signals
 from brb.cluster.brb_ops import recluster, soft_reset, subsample_indices
 from brb.cluster.losses import ALGORITHMS, CentroidObjective
 from brb.config import Config
@@ -120,7 +120,7 @@ def _batches(n: int, batch_size: int, generator: torch.Generator, device=None) -
     return parts
 
 
-class ClusterTrainer:
+class ClusterTrainer(ResumableTraining):
     """Deep clustering of one dataset with one algorithm; BRB parts switched by ``config.brb``."""
 
     def __init__(
@@ -290,26 +290,8 @@ class ClusterTrainer:
     def _generators(self) -> dict:
         return {"batches": self.cpu_gen, "augment": self.augmenter.generator if self.augmenter else None}
 
-    def state(self, epoch: int, elapsed: float) -> dict:
-        return {
-            "epoch": epoch,
-            "elapsed": elapsed,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "objective": self.objective.state_dict(),
-            "history": self.history,
-            "labels": self.labels,
-            "rng": rng_state(self._generators()),
-        }
-
-    def restore(self, state: dict) -> int:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.objective.load_state_dict(state["objective"])
-        self.history = state["history"]
-        self.labels = state["labels"]
-        restore_rng_state(state["rng"], self._generators())
-        return int(state["epoch"])
+    def stateful(self) -> dict:
+        return {"model": self.model, "optimizer": self.optimizer, "objective": self.objective}
 
     def fit(self, progress: bool = True) -> ClusterResult:
         c = self.config.cluster
