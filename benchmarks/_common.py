@@ -1,8 +1,8 @@
 """Shared helpers of the benchmark scripts: the reference table, environment record, memory probes, Markdown.
 
-Imported by ``bench_training.py``, ``bench_dryrun.py`` and ``summarize.py`` (run as scripts from any
-directory: their own folder is on ``sys.path``). Nothing here imports torch, so the dry-run benchmark
-stays light.
+Imported by every ``bench_*.py`` script and ``summarize.py`` (run as scripts from any directory: their own
+folder is on ``sys.path``). Nothing here imports torch at module level (only inside the functions that need
+it), so the dry-run benchmark stays light.
 """
 
 from __future__ import annotations
@@ -21,8 +21,11 @@ GIB = 1024**3
 TARGET_MEMORY_BYTES = 2e9  # "peak memory <= 2 GB"
 
 #: The issue's reference measurements (reference implementation, Fashion-MNIST, 70,000 images, the paper's
-#: autoencoder, batch 256, torch with 2 threads) and targets. Units: seconds, except memory rows (GiB).
-#: ``gpu_target``: the target on a CUDA device where the issue gives one; otherwise the CPU target applies.
+#: autoencoder, batch 256, torch with 2 threads) and targets, plus the rows of the other benchmarks.
+#: ``unit``: seconds unless given (memory rows GiB, throughput rows images/s, ACC rows a fraction).
+#: ``higher``: higher is better (met when ours >= target); otherwise lower is better (met when ours <= target).
+#: ``gpu_target``: the target on a CUDA device where the issue gives one; otherwise ``target`` applies on a
+#: CUDA device too (``target`` None and only ``gpu_target``: a GPU-only target, none on the CPU).
 REFERENCE: dict[str, dict] = {
     "pretrain_epoch": {
         "label": "autoencoder pretraining epoch (augmentation on, as the ae_table preset)",
@@ -59,10 +62,27 @@ REFERENCE: dict[str, dict] = {
         "label": "dry run of the full paper plan (`snakemake -n --configfile workflow/presets/ae_table.yaml`)",
         "reference": None, "target": 5.0,
     },
-    "simclr": {"label": "SimCLR / ResNet stages", "reference": None, "target": None, "not_implemented": True},
+    "kmeans_full_torch": {
+        "label": "k-means n_init 10 on 70,000 points x 10 dims (the initial clustering): torch backend",
+        "reference": None, "target": None,
+    },
+    "kmeans_full_sklearn": {
+        "label": "k-means n_init 10 on 70,000 points x 10 dims (the initial clustering): scikit-learn backend",
+        "reference": None, "target": None,
+    },
+    "simclr_train": {
+        "label": "SimCLR pretraining, ResNet-18 on CIFAR-10 (32x32): training images/s, each image giving 2 views",
+        "reference": None, "target": None, "gpu_target": 15000.0, "unit": "images/s", "higher": True,
+    },
+    "simclr_embed": {
+        "label": "ResNet-18 embedding of CIFAR-10 (32x32) images (`embed`, inference)",
+        "reference": None, "target": None, "unit": "images/s", "higher": True,
+    },
+    "simclr_kmeans_acc": {
+        "label": "SimCLR + k-means ACC on the CIFAR-10 test split, after the benchmark's short pretraining",
+        "reference": None, "target": None, "unit": "ACC", "higher": True,
+    },
 }
-
-NOT_IMPLEMENTED_NOTE = "not implemented yet (no ResNet/SimCLR in the package)"
 
 
 def target_for(stage: str, device_type: str) -> Optional[float]:
@@ -80,7 +100,8 @@ def summary_row(stage: str, ours: Optional[float], device_type: str, label: Opti
     """
     ref = REFERENCE.get(stage, {})
     target = target_for(stage, device_type) if stage in REFERENCE else None
-    met = None if (ours is None or target is None) else bool(ours <= target)
+    higher = bool(ref.get("higher", False))
+    met = None if (ours is None or target is None) else bool(ours >= target if higher else ours <= target)
     return {
         "key": key or stage,
         "stage": stage,
@@ -90,8 +111,25 @@ def summary_row(stage: str, ours: Optional[float], device_type: str, label: Opti
         "target": target,
         "met": met,
         "unit": ref.get("unit", "s"),
+        "higher_is_better": higher,
         "note": note,
     }
+
+
+def fmt_target(target: Optional[float], higher: bool) -> str:
+    """A target cell: ``≥ 15000`` for higher-is-better rows, the plain number (an upper bound) otherwise."""
+    return fmt(target) if target is None or not higher else f"≥ {fmt(target)}"
+
+
+def load_preset(path: Optional[Path], fallback_settings: dict) -> dict:
+    """A study preset (``workflow/presets/*.yaml``) whose ``settings`` define a benchmark's workload; when the
+    file is missing, ``{"settings": fallback_settings}`` (a built-in copy of those settings)."""
+    import yaml
+
+    if path and Path(path).is_file():
+        return yaml.safe_load(Path(path).read_text()) or {}
+    log(f"preset {path} not found; using the built-in copy of its settings")
+    return {"settings": fallback_settings}
 
 
 # --- environment -----------------------------------------------------------------------------------
@@ -302,14 +340,56 @@ def met_text(met: Optional[bool]) -> str:
 
 
 def markdown_table(rows: Iterable[dict]) -> str:
-    lines = ["| stage | ours (s) | reference (s) | target (s) | met? |", "|---|---:|---:|---:|:---:|"]
+    """stage | ours | reference | target | met?: seconds unless the stage names its unit in brackets."""
+    lines = ["| stage | ours | reference | target | met? |", "|---|---:|---:|---:|:---:|"]
     for r in rows:
         label = r["label"] + (f" [{r['unit']}]" if r.get("unit", "s") != "s" else "")
         if r.get("note"):
             label += f" ({r['note']})"
-        ours = NOT_IMPLEMENTED_NOTE if REFERENCE.get(r["stage"], {}).get("not_implemented") else fmt(r["ours"])
-        lines.append(f"| {label} | {ours} | {fmt(r['reference'])} | {fmt(r['target'])} | {met_text(r['met'])} |")
+        target = fmt_target(r["target"], r.get("higher_is_better", False))
+        lines.append(f"| {label} | {fmt(r['ours'])} | {fmt(r['reference'])} | {target} | {met_text(r['met'])} |")
     return "\n".join(lines)
+
+
+def device_environment(env: dict, device) -> dict:
+    """``env`` (from :func:`base_environment`) plus what the run used: device, threads, library versions."""
+    import numpy as np
+    import sklearn
+    import torch
+
+    cuda = device.type == "cuda"
+    env.update(
+        device=str(device),
+        device_name=torch.cuda.get_device_name(device) if cuda else cpu_model(),
+        threads=torch.get_num_threads(),
+        torch=torch.__version__,
+        cuda=torch.version.cuda if cuda else None,
+        numpy=np.__version__,
+        sklearn=sklearn.__version__,
+        load_average_at_end=list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    )
+    return env
+
+
+def sync(device) -> None:
+    """Wait for queued CUDA work on ``device`` (a no-op elsewhere), so wall-clock timers are exact."""
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)
+
+
+def write_outputs(result: dict, markdown: str, out_json: Optional[Path], out_md: Optional[Path]) -> None:
+    """The benchmark convention: JSON to stdout (and ``out_json``), Markdown to stderr (and ``out_md``)."""
+    import json
+
+    text = json.dumps(result, indent=2, default=str)
+    print(text)
+    for path, content in ((out_json, text + "\n"), (out_md, markdown)):
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+    print(markdown, file=sys.stderr)
 
 
 def environment_lines(env: dict) -> list[str]:

@@ -12,6 +12,10 @@ the sklearn time includes the copy to the host. Each backend gets ``--warmup`` u
 ``--repeats`` timed ones; the headline is their median. Inertia (sum of squared distances to the nearest
 centroid, float64) is computed the same way for both backends.
 
+``--quick``: 5,000 points, a 1,000-point subsample, one timed run and no warm-up (a plumbing check).
+The ``summary`` rows (``kmeans_full_torch``, ``kmeans_full_sklearn``: the full case) go into the combined
+result files of ``run_all.sh``; k-means has no target in the issue.
+
 Prints the JSON result to stdout; progress goes to stderr. ``--out-json`` / ``--out-md`` write files too.
 """
 
@@ -29,7 +33,7 @@ BACKENDS = ("sklearn", "torch")
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
+    p.add_argument("--device", default="cpu", help="auto | cpu | cuda | cuda:N (default cpu)")
     p.add_argument("--threads", type=int, default=2, help="torch / OpenMP / BLAS threads (default 2)")
     p.add_argument("--n-points", type=int, default=70_000, help="points of the full case (default 70,000)")
     p.add_argument("--subsample", type=int, default=10_000, help="points of the subsample case (default 10,000)")
@@ -40,9 +44,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="data and k-means seed (default 0)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs per backend and case (default 1)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per backend and case (default 3)")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny sizes (5,000 points, 1,000 subsample, 1 timed run, no warm-up): a plumbing check")
     p.add_argument("--out-json", type=Path)
     p.add_argument("--out-md", type=Path)
     args = p.parse_args(argv)
+    if args.quick:
+        args.n_points, args.subsample = min(args.n_points, 5_000), min(args.subsample, 1_000)
+        args.warmup, args.repeats = 0, 1
     if args.threads < 1 or args.repeats < 1 or args.warmup < 0 or args.n_init < 1:
         p.error("--threads >= 1, --repeats >= 1, --warmup >= 0, --n-init >= 1")
     if not 0 < args.clusters <= args.subsample <= args.n_points:
@@ -56,7 +65,6 @@ if ARGS is not None:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(ARGS.threads)
 
-import json  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
@@ -68,6 +76,7 @@ import _common as C  # noqa: E402
 
 from brb.cluster.brb_ops import recluster, subsample_indices  # noqa: E402
 from brb.cluster.kmeans_torch import assign_clusters  # noqa: E402
+from brb.runtime import resolve_device  # noqa: E402
 
 
 def make_cases(args: argparse.Namespace) -> dict[str, np.ndarray]:
@@ -81,19 +90,14 @@ def make_cases(args: argparse.Namespace) -> dict[str, np.ndarray]:
     return {f"subsample_{args.subsample // 1000}k": sub, f"full_{args.n_points // 1000}k": full}
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_backend(z: torch.Tensor, args: argparse.Namespace, backend: str) -> tuple[list[float], np.ndarray]:
     """Wall times of ``--repeats`` timed ``recluster`` calls (after ``--warmup`` untimed ones), and the centroids."""
     times, centers = [], None
     for i in range(args.warmup + args.repeats):
-        sync(z.device)
+        C.sync(z.device)
         t0 = time.perf_counter()
         centers = recluster(z, args.clusters, "kmeans", args.seed, args.n_init, backend=backend)
-        sync(z.device)
+        C.sync(z.device)
         if i >= args.warmup:
             times.append(time.perf_counter() - t0)
     return times, centers
@@ -121,26 +125,31 @@ def run_case(name: str, z: np.ndarray, device: torch.device, args: argparse.Name
     return result
 
 
-def environment(device: torch.device, env: dict) -> dict:
-    import sklearn
-
-    env.update(
-        device=str(device),
-        device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else C.cpu_model(),
-        threads=torch.get_num_threads(),
-        torch=torch.__version__,
-        cuda=torch.version.cuda if device.type == "cuda" else None,
-        numpy=np.__version__,
-        sklearn=sklearn.__version__,
-        load_average_at_end=list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    )
-    return env
+def summary_rows(result: dict) -> list[dict]:
+    """Rows for the combined result files: both backends on the full case (seconds, no target)."""
+    device_type = "cuda" if str(result["environment"].get("device", "cpu")).startswith("cuda") else "cpu"
+    s = result["settings"]
+    case = result["cases"][result["full_case"]]
+    sk, to = case["sklearn"], case["torch"]
+    what = f"k-means n_init {s['n_init']} on {case['n_points']:,} points x {case['dim']} dims (the initial clustering)"
+    sub = next((c for name, c in result["cases"].items() if name != result["full_case"]), None)
+    sub_note = (f"; {sub['n_points']:,}-point subsample: torch {C.fmt(sub['torch']['seconds'])} s, "
+                f"sklearn {C.fmt(sub['sklearn']['seconds'])} s" if sub else "")
+    return [
+        C.summary_row("kmeans_full_torch", to["seconds"], device_type, label=f"{what}: torch backend",
+                      note=f"{C.fmt(case['speedup_torch_vs_sklearn'])}x the speed of scikit-learn; inertia "
+                           f"{case['inertia_rel_diff_torch_vs_sklearn']:+.1e} relative to it; "
+                           f"{result['environment']['device']}"),
+        C.summary_row("kmeans_full_sklearn", sk["seconds"], device_type, label=f"{what}: scikit-learn backend",
+                      note=f"median of {s['repeats']}{sub_note}"),
+    ]
 
 
 def to_markdown(result: dict) -> str:
     s, env = result["settings"], result["environment"]
     lines = [
-        "## k-means benchmark: scikit-learn vs torch backend of `recluster`",
+        "## k-means benchmark: scikit-learn vs torch backend of `recluster`"
+        + (" — QUICK CHECK (small sizes)" if result.get("quick") else ""),
         "",
         f"Gaussian blobs ({s['clusters']} centres, std {s['cluster_std']}, seed {s['seed']}), k = {s['clusters']}, "
         f"n_init {s['n_init']}, {s['threads']} threads, device {env['device']}; median of {s['repeats']} timed "
@@ -166,31 +175,27 @@ def to_markdown(result: dict) -> str:
 def main() -> int:
     args = ARGS or parse_args()
     t_all = time.perf_counter()
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("bench_kmeans: --device cuda but CUDA is not available")
+    try:
+        device = resolve_device(args.device)
+    except RuntimeError as err:
+        raise SystemExit(f"bench_kmeans: {err}") from None
     torch.set_num_threads(args.threads)
     env = C.base_environment()
-    cases = {name: run_case(name, z, device, args) for name, z in make_cases(args).items()}
+    inputs = make_cases(args)
+    cases = {name: run_case(name, z, device, args) for name, z in inputs.items()}
     settings = {k: getattr(args, k) for k in ("n_points", "subsample", "dim", "clusters", "cluster_std", "n_init",
                                               "seed", "threads", "warmup", "repeats")}
     result = {
         "benchmark": "kmeans",
-        "environment": environment(device, env),
+        "quick": bool(args.quick),
+        "environment": C.device_environment(env, device),
         "settings": settings,
         "cases": cases,
+        "full_case": list(inputs)[-1],
         "total_wall_s": time.perf_counter() - t_all,
     }
-    text = json.dumps(result, indent=2, default=str)
-    print(text)
-    if args.out_json:
-        args.out_json.parent.mkdir(parents=True, exist_ok=True)
-        args.out_json.write_text(text + "\n")
-    md = to_markdown(result)
-    if args.out_md:
-        args.out_md.parent.mkdir(parents=True, exist_ok=True)
-        args.out_md.write_text(md)
-    print(md, file=sys.stderr)
+    result["summary"] = summary_rows(result)
+    C.write_outputs(result, to_markdown(result), args.out_json, args.out_md)
     return 0
 
 

@@ -152,19 +152,12 @@ class Bench:
         self.last_labels = None
 
     # --- helpers ---------------------------------------------------------------------------------------
-    def sync(self) -> None:
-        if self.cuda:
-            torch.cuda.synchronize(self.device)
-
     def now(self) -> float:
-        self.sync()
+        C.sync(self.device)
         return time.perf_counter()
 
     def _load_preset(self, path: Path) -> dict:
-        if path and path.is_file():
-            return yaml.safe_load(path.read_text()) or {}
-        C.log(f"preset {path} not found; using the built-in copy of ae_table's settings")
-        return {"settings": FALLBACK_SETTINGS}
+        return C.load_preset(path, FALLBACK_SETTINGS)
 
     def settings(self, algorithm: str = "dec", **override) -> dict:
         """The preset's settings for this dataset and algorithm, with the benchmark's overrides."""
@@ -476,18 +469,7 @@ class Bench:
             elif stage == "memory":
                 self.memory()
         self.sampler.stop()
-        import sklearn
-
-        env.update(
-            device=str(self.device),
-            device_name=torch.cuda.get_device_name(self.device) if self.cuda else C.cpu_model(),
-            threads=torch.get_num_threads(),
-            torch=torch.__version__,
-            cuda=torch.version.cuda if self.cuda else None,
-            numpy=np.__version__,
-            sklearn=sklearn.__version__,
-            load_average_at_end=list(os.getloadavg()),
-        )
+        C.device_environment(env, self.device)
         cfg = self.config()
         result = {
             "benchmark": "training",
@@ -607,16 +589,7 @@ def main() -> int:
         import shutil
 
         shutil.rmtree(bench.tmp, ignore_errors=True)
-    text = json.dumps(result, indent=2, default=str)
-    print(text)
-    if args.out_json:
-        args.out_json.parent.mkdir(parents=True, exist_ok=True)
-        args.out_json.write_text(text + "\n")
-    md = to_markdown(result)
-    if args.out_md:
-        args.out_md.parent.mkdir(parents=True, exist_ok=True)
-        args.out_md.write_text(md)
-    print(md, file=sys.stderr)
+    C.write_outputs(result, to_markdown(result), args.out_json, args.out_md)
     return 0
 
 

@@ -3,8 +3,12 @@
 #   benchmarks/results/<kind>-<date>.json and .md   (kind: "cpu" or "gpu-<device name>")
 #   benchmarks/results/SUMMARY.md                   (all result files side by side)
 #
-# usage: benchmarks/run_all.sh [--device auto|cpu|cuda] [--threads N] [--quick] [--no-dryrun] [--no-training]
+# usage: benchmarks/run_all.sh [--device auto|cpu|cuda] [--threads N] [--quick] [--precision fp32|bf16]
+#                              [--no-training] [--no-dryrun] [--no-kmeans] [--no-simclr]
 #                              [other bench_training.py options, e.g. --only dec_epoch_aug,brb_step]
+# Benchmarks: bench_training.py, bench_dryrun.py, bench_kmeans.py, bench_simclr.py (each --no-<name> skips it).
+# --device/--threads/--quick go to all torch benchmarks; --precision to bench_training.py and bench_simclr.py
+# (unset: fp32 for training, the device default for SimCLR: bf16 on cuda, fp32 on cpu).
 # env:   PYTHON (default .venv/bin/python, else python3), BENCH_RESULTS_DIR (default benchmarks/results;
 #        quick checks go to benchmarks/results/quick/ so they never mix with real measurements)
 set -euo pipefail
@@ -21,8 +25,11 @@ DEVICE=auto
 THREADS=2
 QUICK=()
 EXTRA=()
+PRECISION=()
 DRYRUN=1
 TRAINING=1
+KMEANS=1
+SIMCLR=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --device) DEVICE="$2"; shift 2 ;;
@@ -30,9 +37,13 @@ while [ $# -gt 0 ]; do
         --threads) THREADS="$2"; shift 2 ;;
         --threads=*) THREADS="${1#*=}"; shift ;;
         --quick) QUICK=(--quick); shift ;;
+        --precision) PRECISION=(--precision "$2"); shift 2 ;;
+        --precision=*) PRECISION=(--precision "${1#*=}"); shift ;;
         --no-dryrun) DRYRUN=0; shift ;;
         --no-training) TRAINING=0; shift ;;
-        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        --no-kmeans) KMEANS=0; shift ;;
+        --no-simclr) SIMCLR=0; shift ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) EXTRA+=("$1"); shift ;;
     esac
 done
@@ -53,6 +64,8 @@ else:
     print("cpu")
 EOF
 )"
+# an explicit --precision is part of the name (cpu-bf16-...), as it changes what is measured
+[ ${#PRECISION[@]} -gt 0 ] && KIND="${KIND}-${PRECISION[1]}"
 NAME="${KIND}-$(date +%Y-%m-%d-%H%M)"
 [ ${#QUICK[@]} -gt 0 ] && NAME="${NAME}-quick"
 
@@ -62,7 +75,7 @@ COMMANDS=(--command "$INVOCATION")
 
 if [ "$TRAINING" = 1 ]; then
     CMD=("$PY" benchmarks/bench_training.py --device "$DEVICE" --threads "$THREADS"
-         ${QUICK[@]+"${QUICK[@]}"} ${EXTRA[@]+"${EXTRA[@]}"})
+         ${QUICK[@]+"${QUICK[@]}"} ${PRECISION[@]+"${PRECISION[@]}"} ${EXTRA[@]+"${EXTRA[@]}"})
     echo "+ ${CMD[*]}" >&2
     "${CMD[@]}" --out-json "$TMP/training.json" --out-md "$TMP/training.md" > "$TMP/training.stdout.json"
     COMMANDS+=(--command "${CMD[*]}")
@@ -75,9 +88,26 @@ if [ "$DRYRUN" = 1 ]; then
     COMMANDS+=(--command "${CMD[*]}")
 fi
 
-"$PY" benchmarks/summarize.py combine --kind "$KIND" --name "$NAME" \
-    --training "$TMP/training.json" --training-md "$TMP/training.md" \
-    --dryrun "$TMP/dryrun.json" --dryrun-md "$TMP/dryrun.md" \
+if [ "$KMEANS" = 1 ]; then
+    CMD=("$PY" benchmarks/bench_kmeans.py --device "$DEVICE" --threads "$THREADS" ${QUICK[@]+"${QUICK[@]}"})
+    echo "+ ${CMD[*]}" >&2
+    "${CMD[@]}" --out-json "$TMP/kmeans.json" --out-md "$TMP/kmeans.md" > "$TMP/kmeans.stdout.json"
+    COMMANDS+=(--command "${CMD[*]}")
+fi
+
+if [ "$SIMCLR" = 1 ]; then
+    CMD=("$PY" benchmarks/bench_simclr.py --device "$DEVICE" --threads "$THREADS"
+         ${QUICK[@]+"${QUICK[@]}"} ${PRECISION[@]+"${PRECISION[@]}"})
+    echo "+ ${CMD[*]}" >&2
+    "${CMD[@]}" --out-json "$TMP/simclr.json" --out-md "$TMP/simclr.md" > "$TMP/simclr.stdout.json"
+    COMMANDS+=(--command "${CMD[*]}")
+fi
+
+PARTS=()
+for B in training dryrun kmeans simclr; do
+    PARTS+=(--"$B" "$TMP/$B.json" --"$B"-md "$TMP/$B.md")
+done
+"$PY" benchmarks/summarize.py combine --kind "$KIND" --name "$NAME" "${PARTS[@]}" \
     "${COMMANDS[@]}" --out-json "$RESULTS/$NAME.json" --out-md "$RESULTS/$NAME.md"
 SUMMARY_ARGS=()
 [ ${#QUICK[@]} -gt 0 ] && SUMMARY_ARGS=(--include-quick)

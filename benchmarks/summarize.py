@@ -2,14 +2,18 @@
 """Combine benchmark outputs: one result file per machine run, and SUMMARY.md over all of them.
 
     summarize.py combine --kind cpu --name cpu-2026-01-01-1200 --training T.json --dryrun D.json \\
-        --command "..." --out-json results/NAME.json --out-md results/NAME.md
+        --kmeans K.json --simclr S.json --command "..." --out-json results/NAME.json --out-md results/NAME.md
     summarize.py summary --results-dir benchmarks/results --out benchmarks/results/SUMMARY.md
+
+Every benchmark's JSON is optional (a skipped or failed one is left out); each brings its ``summary`` rows and,
+with ``--<name>-md``, its Markdown section.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -20,42 +24,58 @@ import _common as C  # noqa: E402
 #: Row order of the tables (keys of summary rows).
 ORDER = [
     "pretrain_epoch", "pretrain_epoch_noaug", "dec_epoch_aug", "dec_epoch_noaug", "dcn_epoch_aug", "brb_step",
-    "idec_epoch_aug", "evaluation", "memory_main_rss", "memory_tree_pss", "dryrun", "dryrun_quiet", "simclr",
+    "idec_epoch_aug", "evaluation", "memory_main_rss", "memory_tree_pss", "dryrun", "dryrun_quiet",
+    "kmeans_full_torch", "kmeans_full_sklearn", "simclr_train", "simclr_embed", "simclr_kmeans_acc",
 ]
+#: The benchmarks ``combine`` takes (``--<name>`` JSON, ``--<name>-md`` Markdown), in table order.
+BENCHMARKS = ("training", "dryrun", "kmeans", "simclr")
+#: Rows of result files written before the SimCLR benchmark existed: a "not implemented yet" placeholder
+#: without a measurement. ``summary`` leaves them out (the files themselves are kept as they are).
+LEGACY_PLACEHOLDERS = {"simclr"}
 
 
-def simclr_row() -> dict:
-    row = C.summary_row("simclr", None, "cpu")
-    row["note"] = ""
-    return row
+def read_json(path):
+    return json.loads(path.read_text()) if path and path.is_file() else None
+
+
+def explicit_precision(commands: list[str]) -> str | None:
+    """The ``--precision`` given on the benchmark command lines (None: each benchmark's default)."""
+    for command in commands:
+        m = re.search(r"--precision[ =](\S+)", command)
+        if m:
+            return m.group(1)
+    return None
 
 
 def combine(args) -> int:
-    training = json.loads(args.training.read_text()) if args.training and args.training.is_file() else None
-    dryrun = json.loads(args.dryrun.read_text()) if args.dryrun and args.dryrun.is_file() else None
-    rows = (training or {}).get("summary", []) + (dryrun or {}).get("summary", []) + [simclr_row()]
+    parts = {name: read_json(getattr(args, name)) for name in BENCHMARKS}
+    rows = [row for part in parts.values() for row in (part or {}).get("summary", [])]
     rows.sort(key=lambda r: ORDER.index(r["key"]) if r["key"] in ORDER else len(ORDER))
-    env = (training or dryrun or {}).get("environment", {})
-    if dryrun and dryrun["environment"].get("snakemake"):
-        env = {**env, "snakemake": dryrun["environment"]["snakemake"]}
+    # torch-based benchmarks record the device and library versions; the dry run only the basics
+    env = next((p["environment"] for name, p in parts.items() if p and name != "dryrun"), None)
+    env = env or (parts["dryrun"] or {}).get("environment", {})
+    if parts["dryrun"] and parts["dryrun"]["environment"].get("snakemake"):
+        env = {**env, "snakemake": parts["dryrun"]["environment"]["snakemake"]}
     result = {
         "benchmark": "combined",
         "name": args.name,
         "kind": args.kind,
-        "quick": bool((training or {}).get("quick") or (dryrun or {}).get("quick")),
+        "quick": any(bool((p or {}).get("quick")) for p in parts.values()),
         "commands": args.command,
         "environment": env,
         "summary": rows,
-        "training": training,
-        "dryrun": dryrun,
+        **parts,
     }
     args.out_json.parent.mkdir(parents=True, exist_ok=True)
     args.out_json.write_text(json.dumps(result, indent=2) + "\n")
-    parts = [f"# Benchmark {args.name}", "", "Commands:", "", "```sh", *args.command, "```", ""]
+    precision = explicit_precision(args.command)
+    title = f"# Benchmark {args.name}" + (f" (run.precision: {precision})" if precision else "")
+    parts = [title, "", "Commands:", "", "```sh", *args.command, "```", ""]
     if result["quick"]:
         parts += ["> QUICK CHECK: small settings, not comparable with the reference.", ""]
     parts += [*C.busy_warning(env), *C.environment_lines(env), "", "## Summary", "", C.markdown_table(rows), ""]
-    for path in (args.training_md, args.dryrun_md):
+    for name in BENCHMARKS:
+        path = getattr(args, f"{name}_md")
         if path and path.is_file():
             parts += [path.read_text().replace("\n## ", "\n### ").replace("## ", "### ", 1), ""]
     args.out_md.write_text("\n".join(parts))
@@ -78,18 +98,19 @@ def summary(args) -> int:
         "# Benchmark summary",
         "",
         "Generated by `benchmarks/summarize.py summary` from the result files in this folder "
-        "(see `benchmarks/README.md` for what each number means). Seconds unless noted ([GiB] rows: memory); "
+        "(see `benchmarks/README.md` for what each number means). Seconds unless noted ([GiB] rows: memory; "
+        "[images/s] rows: throughput, higher is better, target `≥`; [ACC]: clustering accuracy, 0-1); "
         "a cell reads `ours (met / missed)` against the target for that machine kind.",
         "",
     ]
     if not results:
         lines += ["No results yet: run `benchmarks/run_all.sh`.", ""]
-    header = ["stage", "reference", "target CPU", "target GPU"] + [f"[{d['name']}]({p.name.replace('.json', '.md')})"
-                                                                  for p, d in results]
+    # the file name is the result's name (a file may have been renamed after the run, e.g. cpu-bf16-...)
+    header = ["stage", "reference", "target CPU", "target GPU"] + [f"[{p.stem}]({p.stem}.md)" for p, d in results]
     lines += ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     keys = list(ORDER)
     for _, d in results:
-        keys += [r["key"] for r in d["summary"] if r["key"] not in keys]
+        keys += [r["key"] for r in d["summary"] if r["key"] not in keys and r["key"] not in LEGACY_PLACEHOLDERS]
     for key in keys:
         stage = "dryrun" if key == "dryrun_quiet" else key
         ref = C.REFERENCE.get(stage, {})
@@ -103,20 +124,21 @@ def summary(args) -> int:
         cells = []
         for _, d in results:
             row = next((r for r in d["summary"] if r["key"] == key), None)
-            if ref.get("not_implemented"):
-                cells.append("not implemented yet")
-            elif row is None or row["ours"] is None:
+            if row is None or row["ours"] is None:
                 cells.append("—")
             else:
                 verdict = "" if row["met"] is None else (" (met)" if row["met"] else " (**missed**)")
                 cells.append(C.fmt(row["ours"]) + verdict)
-        gpu_target = ref.get("gpu_target", ref.get("target"))
-        lines.append(f"| {label} | {C.fmt(ref.get('reference'))} | {C.fmt(ref.get('target'))} | "
-                     f"{C.fmt(gpu_target)} | " + " | ".join(cells) + (" |" if cells else "|"))
+        higher = bool(ref.get("higher", False))
+        cpu_target, gpu_target = C.target_for(stage, "cpu"), C.target_for(stage, "cuda")
+        lines.append(f"| {label} | {C.fmt(ref.get('reference'))} | {C.fmt_target(cpu_target, higher)} | "
+                     f"{C.fmt_target(gpu_target, higher)} | " + " | ".join(cells) + (" |" if cells else "|"))
     lines += ["", "Machines:", ""]
     for p, d in results:
         env = d.get("environment", {})
-        lines.append(f"- {d['name']}: {env.get('device_name') or env.get('cpu_model')}, {env.get('threads')} threads, "
+        precision = explicit_precision(d.get("commands", []))
+        lines.append(f"- {p.stem}" + (f" (run.precision {precision})" if precision else "") +
+                     f": {env.get('device_name') or env.get('cpu_model')}, {env.get('threads')} threads, "
                      f"torch {env.get('torch')}, {env.get('date')}"
                      + (" — machine was busy, timings unreliable" if C.busy_warning(env) else ""))
     lines.append("")
@@ -132,10 +154,9 @@ def main(argv=None) -> int:
     c = sub.add_parser("combine")
     c.add_argument("--kind", required=True)
     c.add_argument("--name", required=True)
-    c.add_argument("--training", type=Path)
-    c.add_argument("--training-md", type=Path)
-    c.add_argument("--dryrun", type=Path)
-    c.add_argument("--dryrun-md", type=Path)
+    for name in BENCHMARKS:
+        c.add_argument(f"--{name}", type=Path, help=f"JSON of bench_{name}.py (optional)")
+        c.add_argument(f"--{name}-md", type=Path, help=f"Markdown of bench_{name}.py (optional)")
     c.add_argument("--command", action="append", default=[])
     c.add_argument("--out-json", type=Path, required=True)
     c.add_argument("--out-md", type=Path, required=True)
