@@ -61,6 +61,8 @@ def test_default_study_plan(tmp_path):
                            "kmeans_pretrained": 60, "evaluate": 840}),
         ("ae_table_main.yaml", {"prepare": 6, "cluster": 720, "kmeans_pixels": 60, "evaluate": 780}),
         ("hyperparams.yaml", {"prepare": 1, "pretrain": 3, "cluster": 117, "evaluate": 123}),
+        ("contrastive_table.yaml", {"prepare": 2, "pretrain": 6, "cluster": 36, "selflabel": 36,
+                                    "kmeans_pretrained": 6, "evaluate": 78}),
     ],
 )
 def test_paper_preset_plans_every_run_offline(tmp_path, preset, expected):
@@ -71,6 +73,9 @@ def test_paper_preset_plans_every_run_offline(tmp_path, preset, expected):
     if preset == "ae_table.yaml":
         # one pretrained checkpoint per (dataset, seed) feeds all 12 algorithm/variant runs
         assert "results/ae_table/pretrain/mnist/mlp/seed7/model.pt" in out.stdout
+    if preset == "contrastive_table.yaml":  # one SimCLR checkpoint per (dataset, seed) feeds 6 runs + k-means
+        assert "results/contrastive_table/pretrain/cifar100-20/resnet18/seed2/model.pt" in out.stdout
+        assert "--brb.block_alpha '{\"layer4\": 0.9}'" in out.stdout and "--data.split '\"train_test\"'" in out.stdout
     if preset == "hyperparams.yaml":  # named variants: their settings reach the console script
         assert "--name brb_T5" in out.stdout and "--brb.interval '5'" in out.stdout
         assert "--name baseline_lr1e-4" in out.stdout and "--cluster.lr '0.0001'" in out.stdout
