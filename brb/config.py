@@ -134,12 +134,14 @@ class ModelConfig(_Section):
 
 class AugmentConfig(_Section):
     kind: Literal["auto", "affine", "colour"] = Field(
-        "auto", description="auto: random affine for grey images, crop/colour views for colour images"
+        "auto", description="auto: random affine for grey images, crop/colour views for colour images; colour "
+        "also works on grey images (crop, flip, brightness and contrast)"
     )
     degrees: float = Field(16.0, ge=0, le=180, description="random rotation range in degrees (±)")
     translate: float = Field(0.1, ge=0, le=1, description="random translation as a fraction of the side")
     shear: float = Field(8.0, ge=0, le=90, description="random shear in degrees (±)")
     crop_scale_min: float = Field(0.08, gt=0, le=1, description="colour: smallest crop area fraction")
+    flip: bool = Field(True, description="colour: random horizontal flips (off for digits and text)")
     jitter: list[float] = Field(
         default_factory=lambda: [0.4, 0.4, 0.2, 0.1], description="colour: brightness, contrast, saturation, hue"
     )

@@ -155,5 +155,16 @@ def test_colour_augment_views_are_valid_and_seeded():
     jitter_only = ColourAugment(jitter=(0, 0, 0, 0), jitter_p=1, grey_p=0)
     jitter_only.crop_matrices = ident.crop_matrices
     torch.testing.assert_close(jitter_only(x), x, atol=1e-5, rtol=0)  # zero strengths change nothing
-    with pytest.raises(ValueError, match="colour batches"):
-        make()(torch.rand(2, 1, 8, 8))
+    with pytest.raises(ValueError, match="image batches"):
+        make()(torch.rand(2, 2, 8, 8))
+    # grey images: crops, brightness and contrast (no hue, no greyscale step), still in [0, 1]
+    g = torch.rand(32, 1, 8, 8)
+    grey_views = ColourAugment((0.3, 1.0), flip=False, jitter=(0.4, 0.4, 0, 0), grey_p=0,
+                               generator=torch.Generator().manual_seed(1))(g)
+    assert grey_views.shape == g.shape and not torch.equal(grey_views, g)
+    assert grey_views.min() >= 0 and grey_views.max() <= 1
+    bright = ColourAugment(jitter=(0.5, 0, 0, 0), jitter_p=1, grey_p=0)
+    bright.crop_matrices = ident.crop_matrices
+    ratio = bright(g * 0.5) / (g * 0.5).clamp_min(1e-6)  # brightness scales each image by one factor
+    per_image = ratio.flatten(1)
+    assert torch.allclose(per_image, per_image[:, :1].expand_as(per_image), atol=1e-3)

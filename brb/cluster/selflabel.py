@@ -111,9 +111,9 @@ def make_views(config: Config, data: DeviceData, device: torch.device) -> Views:
     gens = {name: _generator(seed + offset, device) for name, offset in _SEED_OFFSETS.items()}
     kind = a.kind if a.kind != "auto" else ("colour" if data.sample_shape[0] == 3 else "affine")
     if kind == "colour":
-        weak = ColourAugment((s.weak_crop_scale_min, 1.0), True, a.jitter, 0.0, 0.0, 0.0, generator=gens["weak"])
+        weak = ColourAugment((s.weak_crop_scale_min, 1.0), a.flip, a.jitter, 0.0, 0.0, 0.0, generator=gens["weak"])
         strong = ColourAugment(
-            (a.crop_scale_min, 1.0), True, a.jitter, a.jitter_p, a.grey_p, a.solarize_p, generator=gens["strong"]
+            (a.crop_scale_min, 1.0), a.flip, a.jitter, a.jitter_p, a.grey_p, a.solarize_p, generator=gens["strong"]
         )
     else:
         weak = RandomAffine(a.degrees / 2, a.translate / 2, a.shear / 2, generator=gens["weak"])

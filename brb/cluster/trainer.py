@@ -64,7 +64,7 @@ def make_augmenter(config: Config, data: DeviceData, device: torch.device):
     kind = a.kind if a.kind != "auto" else ("colour" if data.sample_shape[0] == 3 else "affine")
     if kind == "colour":
         return ColourAugment(
-            (a.crop_scale_min, 1.0), True, a.jitter, a.jitter_p, a.grey_p, a.solarize_p, generator=gen
+            (a.crop_scale_min, 1.0), a.flip, a.jitter, a.jitter_p, a.grey_p, a.solarize_p, generator=gen
         )
     return RandomAffine(a.degrees, a.translate, a.shear, generator=gen)
 

@@ -48,7 +48,9 @@ class RandomAffine:
 
 
 def _grey(x: torch.Tensor) -> torch.Tensor:
-    """ITU-R 601 luma of (N, 3, H, W) images, kept as one channel."""
+    """ITU-R 601 luma of (N, 3, H, W) images, kept as one channel (grey images are their own luma)."""
+    if x.shape[1] == 1:
+        return x
     w = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     return (x * w).sum(dim=1, keepdim=True)
 
@@ -107,6 +109,8 @@ class ColourAugment:
         x = (x - mean) * self._rand(n, dev, 1 - c, 1 + c).view(view) + mean
         grey = _grey(x)
         x = (x - grey) * self._rand(n, dev, 1 - s, 1 + s).view(view) + grey
+        if x.shape[1] == 1:  # grey images: no hue
+            return x
         angle = self._rand(n, dev, -h, h) * 2 * math.pi
         to_yiq = torch.tensor(
             [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], device=dev, dtype=x.dtype
@@ -118,8 +122,8 @@ class ColourAugment:
         return torch.einsum("ij,njhw->nihw", torch.linalg.inv(to_yiq), yiq)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"ColourAugment needs colour batches (N, 3, H, W), got shape {tuple(x.shape)}")
+        if x.ndim != 4 or x.shape[1] not in (1, 3):
+            raise ValueError(f"ColourAugment needs image batches (N, 3 or 1, H, W), got shape {tuple(x.shape)}")
         n, dev = len(x), x.device
         grid = F.affine_grid(self.crop_matrices(n, dev).to(x.dtype), list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
