@@ -5,7 +5,12 @@ from snakemake.utils import min_version, validate
 min_version("8.20")
 
 
-configfile: "config.yaml"
+# The default study (config.yaml) applies only when no --configfile is given: a study file (a preset or
+# your own) replaces it instead of being merged into it, so none of the default study's settings (its
+# digits-sized network, its DCN weight) leak into a paper preset. `--config key=value` still applies on top.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import pickle
 import random
 import signal
+import sys
+import time
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,10 +80,16 @@ class Checkpointer:
                 f"resume checkpoint {self.path} is corrupt or truncated ({err}); delete it to start the run afresh"
             ) from None
         if payload.get("fingerprint") != self.fingerprint:
-            raise ResumeError(
-                f"resume checkpoint {self.path} was written by a run with another configuration; "
-                "delete it (or the run directory) to start afresh"
+            # a changed setting (e.g. a study re-run by Snakemake after an edit) starts afresh; the old
+            # checkpoint is kept aside, never overwritten, never resumed into the new configuration
+            stale = self.path.with_name(f"{self.path.stem}.stale-{time.strftime('%Y%m%d-%H%M%S')}.pt")
+            self.path.rename(stale)
+            print(
+                f"warning: resume checkpoint {self.path} was written by a run with another configuration; "
+                f"moved to {stale.name}, starting afresh",
+                file=sys.stderr,
             )
+            return None
         return payload["state"]
 
     def due(self, epoch: int, total: int) -> bool:

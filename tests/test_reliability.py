@@ -220,14 +220,19 @@ def test_corrupt_resume_checkpoint_is_named(digits, tmp_path, capsys):
     assert not (out / "metrics.json").exists()
 
 
-def test_resume_checkpoint_of_other_config_is_refused(digits, tmp_path, capsys):
+def test_resume_checkpoint_of_other_config_is_set_aside(digits, tmp_path, capsys):
     out = tmp_path / "run"
     code, _ = _run_until_epoch(_cluster_cmd(digits, out, epochs=30), 3, signal.SIGTERM)
     assert code == 143
+    old = (out / "resume.pt").read_bytes()
+    # a changed setting (as when Snakemake re-runs an edited study) starts afresh and keeps the old state aside
     code = main(["cluster", "--data", str(digits), "--out", str(out), "--cluster.algorithm", "dec",
-                 "--cluster.epochs", "30", *RUN])
+                 "--cluster.epochs", "2", *RUN])
     err = capsys.readouterr().err
-    assert code == 2 and "another configuration" in err
+    assert code == 0 and "another configuration" in err and "starting afresh" in err
+    stale = list(out.glob("resume.stale-*.pt"))
+    assert len(stale) == 1 and stale[0].read_bytes() == old
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 2 and not (out / "resume.pt").exists()
 
 
 def test_empty_clusters_are_counted_and_reseeded(digits):

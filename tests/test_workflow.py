@@ -82,6 +82,16 @@ def test_paper_preset_plans_every_run_offline(tmp_path, preset, expected):
     assert not (tmp_path / "results").exists()  # a dry run touches nothing
 
 
+def test_a_study_file_replaces_the_default_study(tmp_path):
+    """config.yaml (digits-sized network, DCN weight 0.1) must not leak into a preset run from the repo root."""
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    out = snakemake("-n", "-p", "--configfile", REPO / "workflow" / "presets" / "fmnist_cpu.yaml", cwd=tmp_path).stdout
+    dcn = [line for line in out.splitlines() if "brb cluster" in line and "algorithm '\"dcn\"'" in line]
+    assert dcn and not any("cluster_weight" in line or "[256, 128, 64]" in line for line in dcn)
+    default = snakemake("-n", "-p", cwd=tmp_path).stdout  # no study file: the default study
+    assert any("--cluster.cluster_weight '0.1'" in line for line in default.splitlines() if "brb cluster" in line)
+
+
 def test_bad_config_fails_before_any_job(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(TINY.read_text() + "\nepochs: 3\n")
