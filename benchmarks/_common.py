@@ -18,6 +18,12 @@ from typing import Iterable, Optional
 
 REPO = Path(__file__).resolve().parent.parent
 GIB = 1024**3
+
+
+def pin_threads(n: int) -> None:
+    """Set the OpenMP/BLAS thread counts (k-means, silhouette) to torch's; call before numpy/torch load."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(n)
 TARGET_MEMORY_BYTES = 2e9  # "peak memory <= 2 GB"
 
 #: The issue's reference measurements (reference implementation, Fashion-MNIST, 70,000 images, the paper's

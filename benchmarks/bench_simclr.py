@@ -101,9 +101,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 ARGS = parse_args() if __name__ == "__main__" else None
 if ARGS is not None:
-    # Before numpy/torch/sklearn load: their OpenMP/BLAS pools (k-means) use the same thread count as torch.
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(ARGS.threads)
+    sys.path.insert(0, str(HERE))
+    import _common  # noqa: E402  (stdlib only: safe before numpy/torch)
+
+    _common.pin_threads(ARGS.threads)
 
 import statistics  # noqa: E402
 import time  # noqa: E402

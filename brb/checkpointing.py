@@ -155,6 +155,21 @@ class ResumableTraining:
             "rng": rng_state(self._generators()),
         }
 
+    checkpointer: "Checkpointer"
+
+    def resume(self, label: str, epochs: int, progress: bool):
+        """Pick up a saved state if there is one: (first epoch, wall-clock start, progress bar)."""
+        from brb.runtime import Progress
+
+        start_epoch, elapsed = 0, 0.0
+        saved = self.checkpointer.load()
+        if saved is not None:
+            start_epoch, elapsed = self.restore(saved), float(saved["elapsed"])
+        bar = Progress(label, epochs, enabled=progress)
+        if saved is not None and progress:
+            print(f"[{label}] resumed from {self.checkpointer.path} at epoch {start_epoch}", file=sys.stderr)
+        return start_epoch, time.perf_counter() - elapsed, bar
+
     def restore(self, state: dict) -> int:
         """Load a :meth:`state`; returns the epoch to continue from."""
         for name, part in self.stateful().items():

@@ -12,7 +12,6 @@ epoch plus row 0, the state before training. Resumable from a checkpoint like th
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from brb.config import Config
 from brb.data.augment import ColourAugment, Cutout, RandomAffine
 from brb.data.tensors import DeviceData
 from brb.metrics import cluster_change, clustering_metrics
-from brb.runtime import Progress, autocast, setup_run
+from brb.runtime import autocast, setup_run
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -279,15 +278,8 @@ class _SelfLabeler(ResumableTraining):
 
     def fit(self, progress: bool) -> SelfLabelResult:
         epochs = self.config.selflabel.epochs
-        start_epoch, elapsed = 0, 0.0
-        saved = self.checkpointer.load()
-        if saved is not None:
-            start_epoch, elapsed = self.restore(saved), float(saved["elapsed"])
-        start = time.perf_counter() - elapsed
         label = f"selflabel {self.train.name} seed {self.config.run.seed}"
-        bar = Progress(label, epochs, enabled=progress)
-        if saved is not None and progress:
-            print(f"[{label}] resumed from {self.checkpointer.path} at epoch {start_epoch}", file=sys.stderr)
+        start_epoch, start, bar = self.resume(label, epochs, progress)
         with stop_on_signals() as stop:
             for epoch in range(start_epoch, epochs):
                 losses = self.train_epoch(epoch)

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-import sys
 
 import numpy as np
 import pandas as pd
@@ -35,7 +34,7 @@ from brb.data.prepared import PreparedData
 from brb.data.tensors import DeviceData
 from brb.metrics import cluster_change, clustering_metrics
 from brb.models import architecture, build_model
-from brb.runtime import Progress, autocast, setup_run
+from brb.runtime import autocast, setup_run
 
 
 class TrainingError(RuntimeError):
@@ -295,15 +294,8 @@ class ClusterTrainer(ResumableTraining):
 
     def fit(self, progress: bool = True) -> ClusterResult:
         c = self.config.cluster
-        start_epoch, elapsed = 0, 0.0
-        saved = self.checkpointer.load()
-        if saved is not None:
-            start_epoch, elapsed = self.restore(saved), float(saved["elapsed"])
-        start = time.perf_counter() - elapsed
         label = f"{c.algorithm}/{self.config.brb.variant} seed {self.config.run.seed}"
-        bar = Progress(label, c.epochs, enabled=progress)
-        if saved is not None and progress:
-            print(f"[{label}] resumed from {self.checkpointer.path} at epoch {start_epoch}", file=sys.stderr)
+        start_epoch, start, bar = self.resume(label, c.epochs, progress)
         with stop_on_signals() as stop:
             for epoch in range(start_epoch, c.epochs):
                 fired = self.brb_due(epoch)

@@ -27,6 +27,8 @@ class FeedForwardAutoencoder(ResetBlocksMixin, nn.Module):
     :meth:`encode`, and reconstructions are returned flat, to be compared with the flattened input.
     """
 
+    ARCH_FIELDS = ("input_shape", "embedding_dim", "hidden", "batch_norm")
+
     def __init__(self, input_shape, embedding_dim: int, hidden=(1024, 512, 256), batch_norm: bool = True):
         super().__init__()
         self.input_shape = tuple(int(s) for s in input_shape)
@@ -39,14 +41,6 @@ class FeedForwardAutoencoder(ResetBlocksMixin, nn.Module):
         widths = [self.input_dim, *self.hidden, self.embedding_dim]
         self.encoder = _mlp(widths, batch_norm)
         self.decoder = _mlp(widths[::-1], batch_norm)
-
-    def arch_kwargs(self) -> dict:
-        return {
-            "input_shape": list(self.input_shape),
-            "embedding_dim": self.embedding_dim,
-            "hidden": self.hidden,
-            "batch_norm": self.batch_norm,
-        }
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x.reshape(len(x), -1))

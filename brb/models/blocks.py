@@ -17,7 +17,13 @@ def linear_blocks(layers: nn.Sequential) -> list[list[nn.Module]]:
 
 
 class ResetBlocksMixin:
-    """``reset_blocks`` / ``reset_layers`` derived from the network's ``named_reset_blocks``."""
+    """``reset_blocks`` / ``reset_layers`` derived from the network's ``named_reset_blocks``, and
+    ``arch_kwargs`` (the constructor arguments a checkpoint stores) from its ``ARCH_FIELDS`` attributes."""
+
+    ARCH_FIELDS: tuple[str, ...] = ()
+
+    def arch_kwargs(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in ((k, getattr(self, k)) for k in self.ARCH_FIELDS)}
 
     def named_reset_blocks(self, include_embedding: bool = False) -> list[tuple[str, list[nn.Module]]]:
         raise NotImplementedError

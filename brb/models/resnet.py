@@ -35,6 +35,8 @@ class ResNetEmbedding(ResetBlocksMixin, nn.Module):
     FEATURES = 512
     decoder = None
 
+    ARCH_FIELDS = ("input_shape", "embedding_dim", "hidden", "batch_norm", "projection")
+
     def __init__(
         self,
         input_shape,
@@ -54,15 +56,6 @@ class ResNetEmbedding(ResetBlocksMixin, nn.Module):
         self.backbone = cifar_resnet18(self.input_shape[0])
         self.head = _mlp([self.FEATURES, *self.hidden, self.embedding_dim], batch_norm)
         self.projector = _mlp([self.embedding_dim, *self.projection], batch_norm=True)
-
-    def arch_kwargs(self) -> dict:
-        return {
-            "input_shape": list(self.input_shape),
-            "embedding_dim": self.embedding_dim,
-            "hidden": self.hidden,
-            "batch_norm": self.batch_norm,
-            "projection": self.projection,
-        }
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_cuda:  # channels-last convolutions are markedly faster on tensor-core GPUs
