@@ -15,6 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 VARIANTS = ("baseline", "brb", "reset", "recluster")
+#: The seeds of the paper's configs (public BRB code, config/autoencoder/*.py); `seeds: paper` in a study.
+PAPER_SEEDS = (400, 148, 820, 214, 40, 805, 111, 491, 215, 513)
 RECLUSTER_METHODS = ("kmeans", "kmeans++", "kmedoids", "em", "random")
 
 #: Loss weights per algorithm, used where a run leaves them unset (paper values).
@@ -140,6 +142,14 @@ class AugmentConfig(_Section):
     degrees: float = Field(16.0, ge=0, le=180, description="random rotation range in degrees (±)")
     translate: float = Field(0.1, ge=0, le=1, description="random translation as a fraction of the side")
     shear: float = Field(8.0, ge=0, le=90, description="random shear in degrees (±)")
+    interpolation: Literal["bilinear", "nearest"] = Field(
+        "bilinear", description="affine: resampling of the warped image (torchvision's RandomAffine default, used "
+        "by the public BRB code: nearest)",
+    )
+    pixel_translate: bool = Field(
+        False, description="affine: translations rounded to whole pixels, as torchvision's RandomAffine draws "
+        "them (public BRB code); off: continuous shifts",
+    )
     crop_scale_min: float = Field(0.08, gt=0, le=1, description="colour: smallest crop area fraction")
     flip: bool = Field(True, description="colour: random horizontal flips (off for digits and text)")
     jitter: list[float] = Field(
@@ -209,6 +219,37 @@ class ClusterConfig(_Section):
         "defines it); 'reference' = the public BRB code's behaviour, a fixed step 1/(count_init+1)",
     )
     dcn_count_init: float = Field(100.0, gt=0, description="initial per-cluster count of DCN")
+    dcn_loss_norm: Literal["samples_clusters", "samples"] = Field(
+        "samples_clusters",
+        description="DCN k-means term: 'samples_clusters' = Σ_i ‖z_i − μ_c(i)‖² / (N·K), the mean over the N×K "
+        "distance·assignment matrix of the public BRB code, so that the paper's weight 0.025 means what it meant "
+        "there; 'samples' = / N, the per-sample mean of DCN's published objective",
+    )
+    dcn_update_when: Literal["step", "epoch_end"] = Field(
+        "step",
+        description="when DCN moves its centroids: 'step' = after every optimiser step on that batch's embedding "
+        "(DCN's published alternating scheme); 'epoch_end' = centroids fixed during the gradient pass, then a "
+        "no-grad pass over the clean training data in eval mode, batch by batch (public BRB code)",
+    )
+    view_passes: Literal["joint", "separate"] = Field(
+        "joint",
+        description="with two views: 'joint' = one forward pass of both views concatenated (one BatchNorm batch; "
+        "the BRB code's IDEC/DCN); 'separate' = one pass per view, augmented view first (the BRB code's DEC)",
+    )
+    bn_logging_pass: bool = Field(
+        False,
+        description="an extra train-mode forward pass without gradient before each step (both views concatenated) "
+        "that only updates BatchNorm running statistics: the public BRB code's DEC logs the autoencoder loss "
+        "this way (2 running-statistics updates per step, 3 with augmentation); off = the published DEC",
+    )
+    grad_clip: Optional[float] = Field(
+        None, gt=0, description="clip the network's gradient (not the centroids') to this L2 norm before each "
+        "step (None: no clipping; public BRB code: 500)",
+    )
+    drop_last: bool = Field(
+        False, description="drop the last partial mini-batch of each epoch (public BRB code's augmented loader); "
+        "off: it is trained on (a single leftover sample is merged into the previous batch)",
+    )
     kmeans_n_init: int = Field(10, gt=0, description="k-means restarts for the initial centroids")
     empty_clusters: Literal["keep", "reseed"] = Field(
         "keep",
@@ -255,7 +296,22 @@ class BRBConfig(_Section):
     recluster_method: Literal["kmeans", "kmeans++", "kmedoids", "em", "random"] = Field(
         "kmeans", description="how new centroids are found on the embedding"
     )
-    subsample: int = Field(10000, gt=0, description="random subsample size used for reclustering")
+    subsample: int = Field(10000, gt=0, description="subsample size used for reclustering")
+    subsample_mode: Literal["random", "first"] = Field(
+        "random",
+        description="which samples are embedded for reclustering: 'random' = a fresh random subsample each "
+        "time; 'first' = the first `subsample` samples in dataset order, the same every time (public BRB code)",
+    )
+    reset_batchnorm: bool = Field(
+        False,
+        description="soft reset also pulls BatchNorm weight/bias towards 1/0 (running statistics are never "
+        "touched); off = BatchNorm left alone, as in the public BRB code's default and the paper's configs",
+    )
+    reset_init: Literal["kaiming", "default"] = Field(
+        "kaiming",
+        description="fresh weights φ of Linear/Conv layers: 'kaiming' = kaiming_uniform_(a=0), U(±√(6/fan_in)), "
+        "biases U(±1/√fan_in) (public BRB code); 'default' = the layer's reset_parameters(), U(±1/√fan_in)",
+    )
     kmeans_n_init: int = Field(10, gt=0, description="k-means restarts when reclustering")
     reset_momentum_steps: bool = Field(False, description="momentum reset also zeroes Adam's step count")
 
@@ -302,6 +358,11 @@ class RunConfig(_Section):
         "auto",
         description="k-means implementation for initial clustering and reclustering: sklearn (CPU), torch (on "
         "the training device), auto (torch on a GPU for inputs of 20,000 points or more, else sklearn)",
+    )
+    matmul_precision: Literal["highest", "high", "medium"] = Field(
+        "highest",
+        description="torch.set_float32_matmul_precision for fp32 runs: 'highest' = true fp32; 'high'/'medium' let "
+        "GPUs use TF32 (the public BRB code sets 'medium'); no effect on CPU matrix products here",
     )
     checkpoint_every: int = Field(
         10, ge=0, description="write a resume checkpoint every N epochs (0: never; SIGTERM always writes one)"

@@ -33,6 +33,7 @@ def setup_run(run: RunConfig) -> torch.device:
     random.seed(run.seed)
     np.random.seed(run.seed)
     torch.manual_seed(run.seed)
+    torch.set_float32_matmul_precision(run.matmul_precision)
     device = resolve_device(run.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from typing import Iterable, Union
 
 import numpy as np
@@ -20,17 +21,49 @@ from brb.cluster.kmeans_torch import choose_kmeans_backend, kmeans_torch
 
 
 @torch.no_grad()
-def soft_reset(layers: Iterable[nn.Module], alpha: float) -> int:
-    """Interpolate every parameter of ``layers`` towards a fresh init; returns the number of tensors changed."""
+def fresh_parameters(layer: nn.Module, init: str = "kaiming") -> list[torch.Tensor]:
+    """A fresh initialisation φ of each parameter of ``layer``, drawn from torch's global generator.
+
+    ``init="kaiming"`` (public BRB code): Linear/Conv weights ``kaiming_uniform_(a=0)``, i.e.
+    U(±√(6/fan_in)), biases U(±1/√fan_in); BatchNorm weight 1, bias 0. ``init="default"``: what the
+    layer's own ``reset_parameters()`` draws (for Linear/Conv weights U(±1/√fan_in)).
+    """
+    if init == "kaiming" and isinstance(layer, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        weight = torch.empty_like(layer.weight)
+        nn.init.kaiming_uniform_(weight, a=0)
+        phis = [weight]
+        if layer.bias is not None:
+            fan_in, _ = nn.init._calculate_fan_in_and_fan_out(layer.weight)
+            bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+            phis.append(torch.empty_like(layer.bias).uniform_(-bound, bound))
+        return phis
+    if init == "kaiming" and isinstance(layer, nn.modules.batchnorm._NormBase):
+        return [torch.ones_like(p) if name == "weight" else torch.zeros_like(p) for name, p in layer.named_parameters()]
+    if init not in ("kaiming", "default"):
+        raise ValueError(f"unknown reset init {init!r}; use kaiming or default")
+    fresh = copy.deepcopy(layer)
+    if not hasattr(fresh, "reset_parameters"):
+        raise TypeError(f"layer {type(layer).__name__} has no reset_parameters(); cannot soft-reset it")
+    fresh.reset_parameters()
+    return [p.detach() for p in fresh.parameters()]
+
+
+def is_batchnorm(layer: nn.Module) -> bool:
+    return isinstance(layer, nn.modules.batchnorm._NormBase)
+
+
+@torch.no_grad()
+def soft_reset(layers: Iterable[nn.Module], alpha: float, init: str = "kaiming", batchnorm: bool = True) -> int:
+    """θ ← α·θ + (1 − α)·φ for every parameter of ``layers`` (φ from :func:`fresh_parameters` with ``init``);
+    BatchNorm layers are skipped unless ``batchnorm``. Buffers (BatchNorm running statistics) are never
+    touched. Returns the number of tensors changed."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"soft reset alpha must lie in [0, 1], got {alpha}")
     changed = 0
     for layer in layers:
-        fresh = copy.deepcopy(layer)
-        if not hasattr(fresh, "reset_parameters"):
-            raise TypeError(f"layer {type(layer).__name__} has no reset_parameters(); cannot soft-reset it")
-        fresh.reset_parameters()
-        for theta, phi in zip(layer.parameters(), fresh.parameters()):
+        if is_batchnorm(layer) and not batchnorm:
+            continue
+        for theta, phi in zip(layer.parameters(), fresh_parameters(layer, init)):
             theta.mul_(alpha).add_(phi, alpha=1.0 - alpha)
             changed += 1
     return changed
@@ -91,10 +124,16 @@ RECLUSTER_METHODS = {
 }
 
 
-def subsample_indices(n: int, size: int, seed: int) -> np.ndarray:
-    """A random subsample without replacement (all points when ``size >= n``), sorted."""
+def subsample_indices(n: int, size: int, seed: int, mode: str = "random") -> np.ndarray:
+    """A subsample of ``size`` of ``n`` indices, sorted (all points when ``size >= n``): drawn without
+    replacement (``mode="random"``) or the first ``size`` (``mode="first"``, as the public BRB code embeds
+    the first batches of its unshuffled loader)."""
     if size >= n:
         return np.arange(n)
+    if mode == "first":
+        return np.arange(size)
+    if mode != "random":
+        raise ValueError(f"unknown subsample mode {mode!r}; use random or first")
     return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
 
 

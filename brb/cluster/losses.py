@@ -70,6 +70,15 @@ class CentroidObjective(nn.Module):
     def after_step(self, z: torch.Tensor) -> None:
         """Called after each optimiser step with the batch's clean embedding (detached)."""
 
+    @property
+    def updates_after_epoch(self) -> bool:
+        """True when the training loop must feed :meth:`update_centroids` the clean training data, batch by
+        batch, in eval mode and without gradient, after each epoch's gradient pass."""
+        return False
+
+    def update_centroids(self, z: torch.Tensor) -> None:
+        """One batch of the after-epoch centroid pass (see :attr:`updates_after_epoch`)."""
+
     def reset_momentum(self, optimizer: torch.optim.Optimizer, steps: bool = False) -> None:
         """Zero the optimiser moments of the centroids, nothing else."""
         state = optimizer.state.get(self.centroids, {})
@@ -106,7 +115,12 @@ class IDEC(DEC):
 
 
 class DCN(CentroidObjective):
-    """DCN: k-means loss ‖z − μ_a(z)‖² with hard assignments; centroids follow running per-cluster means."""
+    """DCN: k-means loss ‖z − μ_a(z)‖² with hard assignments; centroids follow per-cluster means.
+
+    ``dcn_loss_norm`` sets the loss's normaliser (N·K as the BRB code, or N); ``dcn_update`` the centroid
+    step (running counts, or the BRB code's fixed step per batch); ``dcn_update_when`` whether the training
+    loop calls :meth:`update_centroids` after every optimiser step or in a separate pass after each epoch.
+    """
 
     learned_centroids = False
 
@@ -114,16 +128,34 @@ class DCN(CentroidObjective):
         super().__init__(config, centroids)
         self.register_buffer("counts", torch.full((centroids.shape[0],), float(config.dcn_count_init)))
 
+    @property
+    def updates_per_step(self) -> bool:
+        return self.config.dcn_update_when == "step"
+
+    def kmeans_term(self, z: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+        """Σ_i ‖z_i − μ_i‖² / N, further divided by K with ``dcn_loss_norm: samples_clusters``."""
+        loss = (z - mu).pow(2).sum(dim=1).mean()
+        return loss / self.n_clusters if self.config.dcn_loss_norm == "samples_clusters" else loss
+
     def loss(self, z, z_aug, target):
         assign = self.predict(z.detach())
         mu = self.centroids[assign]
-        loss = (z - mu).pow(2).sum(dim=1).mean()
-        if z_aug is not None:
-            loss = 0.5 * (loss + (z_aug - mu).pow(2).sum(dim=1).mean())
+        loss = self.kmeans_term(z, mu)
+        if z_aug is not None:  # the augmented view is pulled to its clean view's centroid
+            loss = 0.5 * (loss + self.kmeans_term(z_aug, mu))
         return loss
 
-    @torch.no_grad()
+    @property
+    def updates_after_epoch(self) -> bool:
+        return not self.updates_per_step
+
     def after_step(self, z):
+        if self.updates_per_step:
+            self.update_centroids(z)
+
+    @torch.no_grad()
+    def update_centroids(self, z: torch.Tensor) -> None:
+        """Assign the batch ``z`` to the nearest centroids and move each centroid hit by it."""
         assign = self.predict(z)
         n = torch.bincount(assign, minlength=self.n_clusters).to(z.dtype)
         sums = torch.zeros_like(self.centroids).index_add_(0, assign, z)
@@ -135,13 +167,12 @@ class DCN(CentroidObjective):
             self.centroids.copy_(torch.where(hit, new, self.centroids))
             self.counts += n
         else:
-            # Public BRB code: counts never grow, so each point moves its centroid by a fixed
-            # η = 1/(count_init + 1); n sequential steps towards points with mean m give
-            # μ ← (1−η)^n μ + (1 − (1−η)^n) m (exact when the points coincide).
-            eta = 1.0 / (float(self.config.dcn_count_init) + 1.0)
-            keep = (1.0 - eta) ** n
+            # Public BRB code (`_compute_centroids_mb`): once per batch, each cluster hit by it moves towards
+            # the mean of its batch points, μ ← (1 − η)·μ + η·mean, with η = 1/(count + 1); the counts never
+            # grow there, so η = 1/(count_init + 1) throughout.
+            eta = 1.0 / (self.counts + 1.0)
             mean = sums / n.clamp_min(1)[:, None]
-            new = keep[:, None] * self.centroids + (1 - keep)[:, None] * mean
+            new = (1.0 - eta)[:, None] * self.centroids + eta[:, None] * mean
             self.centroids.copy_(torch.where(hit, new, self.centroids))
 
     def reset_momentum(self, optimizer, steps: bool = False):

@@ -65,7 +65,8 @@ def make_augmenter(config: Config, data: DeviceData, device: torch.device):
         return ColourAugment(
             (a.crop_scale_min, 1.0), a.flip, a.jitter, a.jitter_p, a.grey_p, a.solarize_p, generator=gen
         )
-    return RandomAffine(a.degrees, a.translate, a.shear, generator=gen)
+    return RandomAffine(a.degrees, a.translate, a.shear, generator=gen, interpolation=a.interpolation,
+                        pixel_translate=a.pixel_translate)
 
 
 def new_model(config: Config, data: DeviceData, n_clusters: int) -> nn.Module:
@@ -108,12 +109,16 @@ class ClusterResult:
     extra: dict = field(default_factory=dict)
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator, device=None) -> list[torch.Tensor]:
-    """Shuffled index batches (drawn on the CPU for reproducibility, moved to ``device`` at once)."""
+def _batches(n: int, batch_size: int, generator: torch.Generator, device=None,
+             drop_last: bool = False) -> list[torch.Tensor]:
+    """Shuffled index batches (drawn on the CPU for reproducibility, moved to ``device`` at once). With
+    ``drop_last`` a last partial batch is dropped (unless it is the only one)."""
     perm = torch.randperm(n, generator=generator)
     if device is not None:
         perm = perm.to(device)
     parts = list(perm.split(batch_size))
+    if drop_last and len(parts) > 1 and len(parts[-1]) < batch_size:
+        parts.pop()
     if len(parts) > 1 and len(parts[-1]) < 2:  # BatchNorm cannot train on a single sample
         parts[-2] = torch.cat([parts[-2], parts.pop()])
     return parts
@@ -181,9 +186,10 @@ class ClusterTrainer(ResumableTraining):
         if self.parts["soft_reset"]:
             named = self.model.named_reset_blocks(include_embedding=b.reset_embedding)
             for (_, block), alpha in zip(named, b.block_alphas([name for name, _ in named])):
-                soft_reset(block, alpha)
+                soft_reset(block, alpha, init=b.reset_init, batchnorm=b.reset_batchnorm)
         if self.parts["recluster"]:
-            idx = subsample_indices(len(self.data), b.subsample, self.config.run.seed * 100003 + epoch)
+            idx = subsample_indices(len(self.data), b.subsample, self.config.run.seed * 100003 + epoch,
+                                    b.subsample_mode)
             sub = DeviceSubset(self.data, idx)
             z = embed(self.model, sub, self.config.cluster.eval_batch_size, self.config.run.precision)
             centers = recluster(
@@ -208,17 +214,14 @@ class ClusterTrainer(ResumableTraining):
         zero = torch.zeros((), device=self.device)
         sums = {k: zero.clone() for k in ("loss", "loss_cluster", "loss_reconstruction", "loss_contrastive")}
         n_batches = 0
-        for idx in _batches(len(self.data), c.batch_size, self.cpu_gen, self.device):
+        for idx in _batches(len(self.data), c.batch_size, self.cpu_gen, self.device, c.drop_last):
             x, x_aug = self._views(idx)
             inputs = torch.cat([x, x_aug]) if x_aug is not None else x
+            if c.bn_logging_pass:
+                self._logging_pass(inputs)
+            z_all, rec_all = self._forward(x, x_aug, use_reconstruction)
             with autocast(self.device, self.config.run.precision):
-                if use_reconstruction:
-                    z_all, rec_all = self.model(inputs)
-                    rec_all = rec_all.float()
-                else:  # DEC, contrastive networks: no decoder pass
-                    z_all, rec_all = self.model.encode(inputs), None
                 proj = self.model.project(z_all).float() if use_contrastive else None
-            z_all = z_all.float()
             z, z_aug = (z_all.split(len(x)) if x_aug is not None else (z_all, None))
             target = target_full[idx] if target_full is not None else None
             loss_c = self.objective.loss(z, z_aug, target)
@@ -232,17 +235,62 @@ class ClusterTrainer(ResumableTraining):
                 loss = loss + w["contrastive_weight"] * loss_s
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if c.grad_clip is not None:  # the network's gradient only, as the BRB code clips the autoencoder
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
             self.optimizer.step()
             self.objective.after_step(z.detach())
             for key, value in (("loss", loss), ("loss_cluster", loss_c), ("loss_reconstruction", loss_r),
                                ("loss_contrastive", loss_s)):
                 sums[key] += value.detach()
             n_batches += 1
+        if self.objective.updates_after_epoch:
+            self._centroid_pass()
         # one device synchronisation per epoch; a non-finite batch loss makes its epoch sum non-finite
         check_finite(sums["loss_cluster"], "clustering", epoch)
         check_finite(sums["loss_reconstruction"], "reconstruction", epoch)
         check_finite(sums["loss_contrastive"], "contrastive", epoch)
         return {k: float(v) / max(n_batches, 1) for k, v in sums.items()}
+
+    def _forward(self, x: torch.Tensor, x_aug: Optional[torch.Tensor], reconstruct: bool):
+        """(embedding, flat reconstruction or None) of the views, float32, clean rows first. With
+        ``cluster.view_passes: separate`` each view is its own forward pass (its own BatchNorm batch), the
+        augmented view first, as the BRB code's DEC encodes them."""
+        separate = x_aug is not None and self.config.cluster.view_passes == "separate"
+        passes = [x_aug, x] if separate else [torch.cat([x, x_aug]) if x_aug is not None else x]
+        zs, recs = [], []
+        with autocast(self.device, self.config.run.precision):
+            for inputs in passes:
+                if reconstruct:
+                    z, rec = self.model(inputs)
+                    recs.append(rec.float())
+                else:  # DEC, contrastive networks: no decoder pass
+                    z = self.model.encode(inputs)
+                zs.append(z.float())
+        if separate:  # back to clean rows first
+            zs, recs = zs[::-1], recs[::-1]
+        return torch.cat(zs), (torch.cat(recs) if recs else None)
+
+    @torch.no_grad()
+    def _logging_pass(self, inputs: torch.Tensor) -> None:
+        """The BRB code's DEC logs its autoencoder loss with a train-mode forward pass (encoder and decoder) of
+        the concatenated views under ``inference_mode``; its only effect is one more update of every
+        BatchNorm layer's running statistics, which this reproduces."""
+        with autocast(self.device, self.config.run.precision):
+            if self.model.decoder is not None:
+                self.model(inputs)
+            else:
+                self.model.encode(inputs)
+
+    @torch.no_grad()
+    def _centroid_pass(self) -> None:
+        """The BRB code's DCN centroid update: after the gradient pass, the clean training data in shuffled
+        batches (its loader's, so ``drop_last`` applies), network in eval mode, no gradient."""
+        c = self.config.cluster
+        self.model.eval()
+        with autocast(self.device, self.config.run.precision):
+            for idx in _batches(len(self.data), c.batch_size, self.cpu_gen, self.device, c.drop_last):
+                self.objective.update_centroids(self.model.encode(self.data.batch(idx)).float())
+        self.model.train()
 
     def _views(self, idx: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """The batch's two views: (clean, augmented or None) for autoencoders; two augmented views for

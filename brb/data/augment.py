@@ -13,22 +13,38 @@ import torch.nn.functional as F
 
 
 class RandomAffine:
-    def __init__(self, degrees: float = 16.0, translate: float = 0.1, shear: float = 8.0, generator=None):
+    """``interpolation`` ``bilinear`` or ``nearest`` (torchvision's default); ``pixel_translate`` rounds each
+    translation to whole pixels, ``round(U(±translate·side))``, as torchvision draws it."""
+
+    def __init__(self, degrees: float = 16.0, translate: float = 0.1, shear: float = 8.0, generator=None,
+                 interpolation: str = "bilinear", pixel_translate: bool = False):
+        if interpolation not in ("bilinear", "nearest"):
+            raise ValueError(f"unknown interpolation {interpolation!r}; use bilinear or nearest")
         self.degrees = float(degrees)
         self.translate = float(translate)
         self.shear = float(shear)
         self.generator = generator
+        self.interpolation = interpolation
+        self.pixel_translate = bool(pixel_translate)
 
     def _uniform(self, n: int, bound: float, device) -> torch.Tensor:
         u = torch.rand(n, generator=self.generator, device=device)
         return (2 * u - 1) * bound
 
-    def matrices(self, n: int, device) -> torch.Tensor:
-        """Inverse affine matrices (output → input, normalised coordinates), shape (n, 2, 3)."""
+    def matrices(self, n: int, device, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Inverse affine matrices (output → input, normalised coordinates), shape (n, 2, 3); ``size``
+        (height, width) is needed for whole-pixel translations."""
         angle = self._uniform(n, math.radians(self.degrees), device)
         shear = self._uniform(n, math.radians(self.shear), device)
-        tx = self._uniform(n, 2 * self.translate, device)  # normalised coordinates span 2
-        ty = self._uniform(n, 2 * self.translate, device)
+        if self.pixel_translate:
+            if size is None:
+                raise ValueError("whole-pixel translations need the image size")
+            height, width = size  # whole pixels, then normalised coordinates (a side spans 2)
+            tx = torch.round(self._uniform(n, self.translate * width, device)) * (2.0 / width)
+            ty = torch.round(self._uniform(n, self.translate * height, device)) * (2.0 / height)
+        else:
+            tx = self._uniform(n, 2 * self.translate, device)  # normalised coordinates span 2
+            ty = self._uniform(n, 2 * self.translate, device)
         cos, sin = torch.cos(angle), torch.sin(angle)
         tan = torch.tan(shear)
         # forward map A = R(angle) @ Shear_x(shear) = [[cos, cos·tan − sin], [sin, sin·tan + cos]], det A = 1,
@@ -42,9 +58,9 @@ class RandomAffine:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4:
             raise ValueError(f"RandomAffine needs image batches (N, C, H, W), got shape {tuple(x.shape)}")
-        theta = self.matrices(len(x), x.device).to(x.dtype)
+        theta = self.matrices(len(x), x.device, tuple(x.shape[-2:])).to(x.dtype)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return F.grid_sample(x, grid, mode=self.interpolation, padding_mode="zeros", align_corners=False)
 
 
 def _grey(x: torch.Tensor) -> torch.Tensor:

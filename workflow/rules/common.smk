@@ -2,9 +2,11 @@
 import json
 from pathlib import Path
 
-from brb.config import ConfigError, deep_merge, make_config
+from brb.config import PAPER_SEEDS, ConfigError, deep_merge, make_config
 
 RESULTS = config.get("results", "results")
+if config.get("seeds") == "paper":  # the seed list of the paper's configs
+    config["seeds"] = list(PAPER_SEEDS)
 CLUSTER_ALGORITHMS = ["dec", "idec", "dcn"]
 BASE_VARIANTS = ["baseline", "brb", "reset", "recluster"]
 NAMED_VARIANTS = config.get(
