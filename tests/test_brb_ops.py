@@ -28,7 +28,7 @@ def test_soft_reset_interpolates_exactly_and_spares_excluded_layers():
         f.reset_parameters()
         fresh.append([p.detach().clone() for p in f.parameters()])
     torch.manual_seed(123)
-    soft_reset(layers, alpha=0.7)
+    soft_reset(layers, alpha=0.7, init="default", batchnorm=True)
     after = model.state_dict()
     for layer, phis in zip(layers, fresh):
         for (name, theta), phi in zip(layer.named_parameters(), phis):
@@ -100,8 +100,10 @@ def test_dcn_centroid_update_modes(mode):
         torch.testing.assert_close(obj.counts, torch.tensor([3.0, 2.0]))
         torch.testing.assert_close(obj.centroids[1], torch.tensor([10.0, 11.0]))
     else:
-        # fixed step 1/(1+1) = 0.5, counts never grow: keep (0.5)^2 of the old centroid
-        torch.testing.assert_close(obj.centroids[0], torch.tensor([0.75 * 3.0, 0.0]))
+        # the BRB code: once per batch, fixed step 1/(1+1) = 0.5 towards the batch mean, counts never grow:
+        # 0.5·(0, 0) + 0.5·(3, 0) and 0.5·(10, 10) + 0.5·(10, 12)
+        torch.testing.assert_close(obj.centroids[0], torch.tensor([1.5, 0.0]))
+        torch.testing.assert_close(obj.centroids[1], torch.tensor([10.0, 11.0]))
         torch.testing.assert_close(obj.counts, torch.tensor([1.0, 1.0]))
     obj.counts.fill_(50)
     obj.reset_momentum(None)

@@ -72,7 +72,16 @@ def test_paper_preset_plans_every_run_offline(tmp_path, preset, expected):
         assert counts.get(rule) == n, (rule, counts)
     if preset == "ae_table.yaml":
         # one pretrained checkpoint per (dataset, seed) feeds all 12 algorithm/variant runs
-        assert "results/ae_table/pretrain/mnist/mlp/seed7/model.pt" in out.stdout
+        assert "results/ae_table/pretrain/mnist/mlp/seed805/model.pt" in out.stdout  # `seeds: paper`
+        assert "seed7/" not in out.stdout
+    if preset in ("ae_table.yaml", "ae_table_main.yaml"):  # the BRB code's step: D1-D9 options reach the runs
+        for flag in ("--cluster.dcn_loss_norm '\"samples_clusters\"'", "--cluster.dcn_update_when '\"epoch_end\"'",
+                     "--cluster.grad_clip '500'", "--cluster.drop_last 'true'", "--brb.subsample_mode '\"first\"'",
+                     "--augment.interpolation '\"nearest\"'", "--run.matmul_precision '\"medium\"'"):
+            assert flag in out.stdout, flag
+        dec = [line for line in out.stdout.splitlines() if "brb cluster" in line and "'\"dec\"'" in line]
+        assert dec and all("--cluster.view_passes '\"separate\"'" in line for line in dec)
+        assert all("--cluster.bn_logging_pass 'true'" in line for line in dec)
     if preset == "contrastive_table.yaml":  # one SimCLR checkpoint per (dataset, seed) feeds 6 runs + k-means
         assert "results/contrastive_table/pretrain/cifar100-20/resnet18/seed2/model.pt" in out.stdout
         assert "--brb.block_alpha '{\"layer4\": 0.9}'" in out.stdout and "--data.split '\"train_test\"'" in out.stdout
@@ -83,13 +92,13 @@ def test_paper_preset_plans_every_run_offline(tmp_path, preset, expected):
 
 
 def test_a_study_file_replaces_the_default_study(tmp_path):
-    """config.yaml (digits-sized network, DCN weight 0.1) must not leak into a preset run from the repo root."""
+    """config.yaml (digits-sized network, DCN weight 1.0) must not leak into a preset run from the repo root."""
     shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
     out = snakemake("-n", "-p", "--configfile", REPO / "workflow" / "presets" / "fmnist_cpu.yaml", cwd=tmp_path).stdout
     dcn = [line for line in out.splitlines() if "brb cluster" in line and "algorithm '\"dcn\"'" in line]
     assert dcn and not any("cluster_weight" in line or "[256, 128, 64]" in line for line in dcn)
     default = snakemake("-n", "-p", cwd=tmp_path).stdout  # no study file: the default study
-    assert any("--cluster.cluster_weight '0.1'" in line for line in default.splitlines() if "brb cluster" in line)
+    assert any("--cluster.cluster_weight '1.0'" in line for line in default.splitlines() if "brb cluster" in line)
 
 
 def test_bad_config_fails_before_any_job(tmp_path):
