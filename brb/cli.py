@@ -7,6 +7,7 @@ Every configuration key is also a flag, ``--<section>.<key> VALUE`` (values are 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -131,21 +132,23 @@ def cmd_plots(args) -> None:
 
 
 def cmd_info(args) -> None:
-    from brb.cluster.losses import ALGORITHMS
-    from brb.config import ALGORITHM_DEFAULTS, VARIANT_PARTS
-    from brb.data import DATASETS
-    from brb.models import ARCHITECTURES
+    import brb.data  # noqa: F401  (registers the datasets)
+    from brb.registry import REGISTRY
 
-    print("datasets:")
-    for name, spec in sorted(DATASETS.items()):
-        print(f"  {name:12s} {spec.description}")
-    print("architectures: " + ", ".join(sorted(ARCHITECTURES)))
-    print("algorithms (default loss weights):")
-    for name in ALGORITHMS:
-        print(f"  {name:6s} {ALGORITHM_DEFAULTS.get(name, {})}")
-    print("variants (BRB parts switched on):")
-    for name, parts in VARIANT_PARTS.items():
-        print(f"  {name:10s} " + ", ".join(k for k, v in parts.items() if v) or "none")
+    if args.json:
+        print(json.dumps(REGISTRY.describe(), indent=1))
+        return
+    headings = {"dataset": "datasets", "network": "networks", "pretraining": "pretraining methods",
+                "method": "clustering methods (default loss weights)", "variant": "variants (BRB parts switched on)"}
+    for kind, heading in headings.items():
+        print(f"{heading}:")
+        for entry in REGISTRY.entries(kind):
+            extra = ""
+            if kind == "method":
+                extra = " [" + ", ".join(f"{k} {v}" for k, v in entry.defaults.items()) + "]"
+            elif kind == "variant":
+                extra = " (" + (", ".join(k for k, v in entry.defaults.items() if v) or "none") + ")"
+            print(f"  {entry.name:12s} {entry.summary}{extra}")
 
 
 def _training_parser(sub, name: str, help: str, func) -> argparse.ArgumentParser:
@@ -232,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True, type=Path)
     p.set_defaults(func=cmd_plots)
 
-    p = sub.add_parser("info", help="list datasets, architectures, algorithms and variants")
+    p = sub.add_parser("info", help="list the registry: datasets, networks, pretraining and clustering methods, variants")
+    p.add_argument("--json", action="store_true", help="the whole registry as JSON (names, summaries, tags, defaults)")
     p.set_defaults(func=cmd_info)
     return parser
 

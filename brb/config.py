@@ -14,56 +14,45 @@ from typing import Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-VARIANTS = ("baseline", "brb", "reset", "recluster")
+from brb.registry import REGISTRY
+
 #: The seeds of the paper's configs (public BRB code, config/autoencoder/*.py); `seeds: paper` in a study.
 PAPER_SEEDS = (400, 148, 820, 214, 40, 805, 111, 491, 215, 513)
+
+# Every name and its defaults come from the one registry (brb/registry.py); these are read-only views of it.
+VARIANTS = REGISTRY.names("variant")
 RECLUSTER_METHODS = ("kmeans", "kmeans++", "kmedoids", "em", "random")
-
-#: Loss weights per algorithm, used where a run leaves them unset (paper values).
+_WEIGHTS = ("cluster_weight", "reconstruction_weight", "contrastive_weight")
+#: Loss weights per clustering method, used where a run leaves them unset (paper values).
 ALGORITHM_DEFAULTS: dict[str, dict[str, float]] = {
-    "dec": {"cluster_weight": 1.0, "reconstruction_weight": 0.0},
-    "idec": {"cluster_weight": 0.1, "reconstruction_weight": 1.0},
-    "dcn": {"cluster_weight": 0.025, "reconstruction_weight": 1.0},
+    e.name: {k: e.defaults[k] for k in _WEIGHTS[:2]} for e in REGISTRY.entries("method", tag="clustering")
 }
-
-#: Per-architecture defaults of the model section, used where a run leaves them unset.
+#: Weight of the contrastive (NT-Xent) regulariser for networks with a projector, where a run leaves it unset.
+CONTRASTIVE_DEFAULTS: dict[str, float] = {
+    e.name: e.defaults["contrastive_weight"] for e in REGISTRY.entries("method", tag="clustering")
+}
+#: Per-network defaults of the model section, used where a run leaves them unset.
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
-    "mlp": {"hidden": [1024, 512, 256], "embedding_dim": None},
-    # ResNet-18 (CIFAR stem) + MLP head [512, 512, 256, 128] + BatchNorm (the paper's contrastive setting)
-    "resnet18": {"hidden": [512, 256], "embedding_dim": 128},
+    e.name: {k: v for k, v in e.defaults.items() if k != "pretraining"} for e in REGISTRY.entries("network")
 }
-
-#: Per-method pretraining defaults (paper values): reconstruction for autoencoders, SimCLR for ResNets.
-PRETRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
-    "reconstruction": {"epochs": 250, "batch_size": 256, "lr": 1e-3, "weight_decay": 0.0, "optimizer": "adam"},
-    "simclr": {"epochs": 1000, "batch_size": 512, "lr": 3e-3, "weight_decay": 1e-4, "optimizer": "adamw"},
-}
-
-#: The pretraining method of each architecture when ``pretrain.method`` is ``auto``.
-ARCH_PRETRAIN_METHOD = {"mlp": "reconstruction", "resnet18": "simclr"}
-
-#: Weight of the contrastive (NT-Xent) regulariser for networks with a projector, where a run leaves it
-#: unset: DEC trains on the clustering loss only; IDEC and DCN keep the self-supervised loss as their
-#: regulariser, in the place of the autoencoder's reconstruction loss.
-CONTRASTIVE_DEFAULTS: dict[str, float] = {"dec": 0.0, "idec": 1.0, "dcn": 1.0}
-
+#: Per-method pretraining defaults (paper values).
+PRETRAIN_DEFAULTS: dict[str, dict[str, Any]] = {e.name: dict(e.defaults) for e in REGISTRY.entries("pretraining")}
+#: The pretraining method of each network when ``pretrain.method`` is ``auto``.
+ARCH_PRETRAIN_METHOD = {e.name: e.defaults["pretraining"] for e in REGISTRY.entries("network")}
 #: Which BRB parts each variant switches on (the paper's ablations are ``reset`` and ``recluster``).
-VARIANT_PARTS: dict[str, dict[str, bool]] = {
-    "baseline": {"soft_reset": False, "recluster": False, "momentum_reset": False},
-    "brb": {"soft_reset": True, "recluster": True, "momentum_reset": True},
-    "reset": {"soft_reset": True, "recluster": False, "momentum_reset": False},
-    "recluster": {"soft_reset": False, "recluster": True, "momentum_reset": True},
-}
+VARIANT_PARTS: dict[str, dict[str, bool]] = {e.name: dict(e.defaults) for e in REGISTRY.entries("variant")}
 
 
 class ConfigError(ValueError):
     """A configuration key or value is wrong; the message names the key."""
 
 
-def _registered(value: str, registry, what: str) -> str:
-    """``value`` if it names an entry of ``registry``, else a ValueError listing the known names."""
-    if value not in registry:
-        raise ValueError(f"unknown {what} {value!r}; known: {', '.join(sorted(registry))}")
+def _registered(value: str, kind: str, tag: Optional[str] = None) -> str:
+    """``value`` if it names a registry entry of ``kind`` (with ``tag``), else a ValueError listing the known names."""
+    known = REGISTRY.names(kind, tag)
+    if value not in known:
+        what = f"{tag} {kind}" if tag else kind
+        raise ValueError(f"unknown {what} {value!r}; known: {', '.join(known)}")
     return value
 
 
@@ -86,9 +75,9 @@ class DataConfig(_Section):
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, value: str) -> str:
-        from brb.data.registry import DATASETS
+        import brb.data  # noqa: F401  (registers the datasets)
 
-        return _registered(value, DATASETS, "dataset")
+        return _registered(value, "dataset")
 
 
 class ModelConfig(_Section):
@@ -129,9 +118,7 @@ class ModelConfig(_Section):
     @field_validator("arch")
     @classmethod
     def _known_arch(cls, value: str) -> str:
-        from brb.models import ARCHITECTURES
-
-        return _registered(value, ARCHITECTURES, "architecture")
+        return _registered(value, "network")
 
 
 class AugmentConfig(_Section):
@@ -168,7 +155,7 @@ class AugmentConfig(_Section):
 
 
 class PretrainConfig(_Section):
-    method: Literal["auto", "reconstruction", "simclr"] = Field(
+    method: Literal[("auto", *REGISTRY.names("pretraining"))] = Field(  # type: ignore[valid-type]
         "auto", description="auto: reconstruction for autoencoders (mlp), SimCLR for resnet18"
     )
     epochs: Optional[int] = Field(
@@ -191,7 +178,7 @@ class PretrainConfig(_Section):
 
 
 class ClusterConfig(_Section):
-    algorithm: str = Field("dec", description="dec | idec | dcn")
+    algorithm: str = Field("dec", description="clustering method from the registry (see `brb info`): dec | idec | dcn")
     n_clusters: Optional[int] = Field(None, gt=0, description="number of clusters (None: number of classes)")
     epochs: int = Field(400, ge=0, description="clustering epochs (paper: 400)")
     batch_size: int = Field(256, gt=0, description="mini-batch size")
@@ -261,8 +248,7 @@ class ClusterConfig(_Section):
     @field_validator("algorithm")
     @classmethod
     def _known_algorithm(cls, value: str) -> str:
-        # one entry per algorithm of brb.cluster.losses.ALGORITHMS (kept torch-free here)
-        return _registered(value, ALGORITHM_DEFAULTS, "algorithm")
+        return _registered(value, "method", "clustering")
 
     def resolved_weights(self) -> dict[str, float]:
         defaults = ALGORITHM_DEFAULTS[self.algorithm]
@@ -278,7 +264,7 @@ class ClusterConfig(_Section):
 
 
 class BRBConfig(_Section):
-    variant: Literal["baseline", "brb", "reset", "recluster"] = Field(
+    variant: Literal[VARIANTS] = Field(  # type: ignore[valid-type]
         "baseline", description="baseline | brb | reset (soft reset only) | recluster (reclustering only)"
     )
     interval: int = Field(20, gt=0, description="T: BRB fires at the start of epochs T, 2T, ... (never 0)")

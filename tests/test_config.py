@@ -66,11 +66,13 @@ def test_load_config_file_and_overrides(tmp_path):
 
 
 def test_registries_agree_with_config_defaults():
-    from brb.cluster.losses import ALGORITHMS
     from brb.config import ALGORITHM_DEFAULTS
     from brb.models import ARCHITECTURES, architecture
+    from brb.registry import REGISTRY
 
-    assert set(ALGORITHMS) == set(ALGORITHM_DEFAULTS)
+    assert set(REGISTRY.names("method", "clustering")) == set(ALGORITHM_DEFAULTS)
+    for name in REGISTRY.names("method", "clustering"):
+        assert callable(REGISTRY.load("method", name))
     for name in ARCHITECTURES:
         assert callable(architecture(name))
 

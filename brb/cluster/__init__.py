@@ -1,11 +1,10 @@
 """Centroid-based deep clustering (DEC, IDEC, DCN) sharing one training loop, with BRB."""
 
 from brb.cluster.brb_ops import recluster, soft_reset, subsample_indices
-from brb.cluster.losses import ALGORITHMS, DCN, DEC, IDEC, CentroidObjective
+from brb.cluster.losses import DCN, DEC, IDEC, CentroidObjective
 from brb.cluster.trainer import ClusterResult, ClusterTrainer, TrainingError, embed, run_clustering
 
 __all__ = [
-    "ALGORITHMS",
     "CentroidObjective",
     "ClusterResult",
     "ClusterTrainer",

@@ -178,6 +178,3 @@ class DCN(CentroidObjective):
     def reset_momentum(self, optimizer, steps: bool = False):
         """DCN's centroids are not optimised by Adam; their 'momentum' is the running count."""
         self.counts.fill_(float(self.config.dcn_count_init))
-
-
-ALGORITHMS: dict[str, type[CentroidObjective]] = {"dec": DEC, "idec": IDEC, "dcn": DCN}

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from brb.checkpointing import Checkpointer, Interrupted, ResumableTraining, stop_on_signals
 from brb.cluster.brb_ops import recluster, soft_reset, subsample_indices
-from brb.cluster.losses import ALGORITHMS, CentroidObjective
+from brb.cluster.losses import CentroidObjective
 from brb.config import Config
 from brb.contrastive import nt_xent
 from brb.data.augment import ColourAugment, RandomAffine
@@ -34,6 +34,7 @@ from brb.data.prepared import PreparedData
 from brb.data.tensors import DeviceData
 from brb.metrics import cluster_change, clustering_metrics
 from brb.models import architecture, build_model
+from brb.registry import REGISTRY
 from brb.runtime import autocast, setup_run
 
 
@@ -168,7 +169,8 @@ class ClusterTrainer(ResumableTraining):
         init = recluster(z, self.n_clusters, "kmeans", config.run.seed, c.kmeans_n_init, backend=config.run.kmeans)
         if self.eval_data is not data:
             z = embed(self.model, self.eval_data, c.eval_batch_size, config.run.precision)
-        self.objective = ALGORITHMS[c.algorithm](c, torch.from_numpy(init)).to(self.device)
+        objective = REGISTRY.load("method", c.algorithm)
+        self.objective = objective(c, torch.from_numpy(init)).to(self.device)
         params = [{"params": list(self.model.parameters()), "name": "network"}]
         if self.objective.learned_centroids:
             params.append({"params": [self.objective.centroids], "name": "centroids"})

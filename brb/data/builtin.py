@@ -16,6 +16,7 @@ def optdigits_to_uint8(values: np.ndarray) -> np.ndarray:
     "digits",
     "scikit-learn's bundled UCI optical digits test set: 1,797 grey 8x8 images, 10 classes (offline); "
     "not the full OPTDIGITS (5,620 images)",
+    rank=6,
 )
 def load_digits(options: FetchOptions) -> RawData:
     from sklearn.datasets import load_digits as sk_digits

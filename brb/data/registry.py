@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
+
+from brb.registry import REGISTRY
 
 #: Searched for offline copies before any download (Debian's dataset packages install here).
 DEFAULT_MIRRORS = ("/usr/share/datasets",)
@@ -78,21 +80,34 @@ class DatasetSpec:
     kind: str = "image"  # image | features
 
 
-DATASETS: dict[str, DatasetSpec] = {}
+class _DatasetTable(Mapping):
+    """name -> :class:`DatasetSpec`, a read-only view of the ``dataset`` entries of :data:`brb.registry.REGISTRY`."""
+
+    def __getitem__(self, name: str) -> DatasetSpec:
+        return REGISTRY.load("dataset", name)
+
+    def __iter__(self):
+        return iter(REGISTRY.names("dataset"))
+
+    def __len__(self) -> int:
+        return len(REGISTRY.names("dataset"))
 
 
-def register_dataset(name: str, description: str, kind: str = "image"):
+DATASETS: Mapping[str, DatasetSpec] = _DatasetTable()
+
+
+def register_dataset(name: str, description: str, kind: str = "image", rank: float | None = None):
+    """Register a loader under ``name`` in the project registry (``rank``: its place in tables and plots;
+    unranked datasets follow the ranked ones in registration order)."""
+
     def decorator(fn: Callable[[FetchOptions], RawData]):
-        if name in DATASETS:
-            raise ValueError(f"dataset {name!r} registered twice")
-        DATASETS[name] = DatasetSpec(name=name, load=fn, description=description, kind=kind)
+        spec = DatasetSpec(name=name, load=fn, description=description, kind=kind)
+        REGISTRY.add("dataset", name, summary=description, tags={kind}, obj=spec,
+                     rank=rank if rank is not None else 100 + len(REGISTRY.names("dataset")))
         return fn
 
     return decorator
 
 
 def get_dataset(name: str) -> DatasetSpec:
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}") from None
+    return REGISTRY.load("dataset", name)

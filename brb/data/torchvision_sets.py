@@ -109,17 +109,17 @@ def load_idx_family(name: str, options: FetchOptions) -> RawData:
     return RawData.from_splits([train], [test], list(member.class_names), channel_axis=True)
 
 
-@register_dataset("mnist", "MNIST handwritten digits: 70,000 grey 28x28 images (train + test), 10 classes")
+@register_dataset("mnist", "MNIST handwritten digits: 70,000 grey 28x28 images (train + test), 10 classes", rank=0)
 def load_mnist(options: FetchOptions) -> RawData:
     return load_idx_family("mnist", options)
 
 
-@register_dataset("fmnist", "Fashion-MNIST: 70,000 grey 28x28 clothing images (train + test), 10 classes")
+@register_dataset("fmnist", "Fashion-MNIST: 70,000 grey 28x28 clothing images (train + test), 10 classes", rank=1)
 def load_fmnist(options: FetchOptions) -> RawData:
     return load_idx_family("fmnist", options)
 
 
-@register_dataset("kmnist", "Kuzushiji-MNIST: 70,000 grey 28x28 cursive hiragana images (train + test), 10 classes")
+@register_dataset("kmnist", "Kuzushiji-MNIST: 70,000 grey 28x28 cursive hiragana images (train + test), 10 classes", rank=2)
 def load_kmnist(options: FetchOptions) -> RawData:
     return load_idx_family("kmnist", options)
 
@@ -175,7 +175,7 @@ def parse_usps(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
     return images, np.asarray(labels, dtype=np.int64)
 
 
-@register_dataset("usps", "USPS handwritten digits: 9,298 grey 16x16 images (train 7,291 + test 2,007), 10 classes")
+@register_dataset("usps", "USPS handwritten digits: 9,298 grey 16x16 images (train 7,291 + test 2,007), 10 classes", rank=3)
 def load_usps(options: FetchOptions) -> RawData:
     def download(cache: Path) -> None:
         import torchvision.datasets as tvd
@@ -241,7 +241,7 @@ def _names_from_meta(path: Path | None, key: str, default: list[str]) -> list[st
     return names
 
 
-@register_dataset("cifar10", "CIFAR-10: 60,000 colour 32x32 images (train + test), 10 classes")
+@register_dataset("cifar10", "CIFAR-10: 60,000 colour 32x32 images (train + test), 10 classes", rank=7)
 def load_cifar10(options: FetchOptions) -> RawData:
     def download(cache: Path) -> None:
         import torchvision.datasets as tvd
@@ -259,7 +259,8 @@ def load_cifar10(options: FetchOptions) -> RawData:
 
 
 @register_dataset(
-    "cifar100-20", "CIFAR-100 with its 20 superclasses as labels: 60,000 colour 32x32 images (train + test)"
+    "cifar100-20", "CIFAR-100 with its 20 superclasses as labels: 60,000 colour 32x32 images (train + test)",
+    rank=8,
 )
 def load_cifar100_20(options: FetchOptions) -> RawData:
     def download(cache: Path) -> None:
@@ -337,6 +338,7 @@ def _gtsrb_test_rows(csv_path: Path) -> list[tuple[str, int]]:
     "gtsrb",
     "GTSRB 5-class subset of the paper (original classes 2, 12, 17, 18, 35): colour images resized to 32x32 "
     "with per-image histogram equalisation (train + test)",
+    rank=5,
 )
 def load_gtsrb(options: FetchOptions) -> RawData:
     def download(cache: Path) -> None:

@@ -50,6 +50,7 @@ def parse_optdigits(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
     "optdigits",
     "UCI optical recognition of handwritten digits (OPTDIGITS): 5,620 grey 8x8 images (training 3,823 + test 1,797), "
     "10 classes",
+    rank=4,
 )
 def load_optdigits(options: FetchOptions) -> RawData:
     def download(cache: Path) -> None:

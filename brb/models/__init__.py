@@ -3,25 +3,20 @@
 ``named_reset_blocks(include_embedding)`` (the named blocks BRB's soft reset may touch, input side first),
 ``arch_kwargs()`` (its constructor arguments) and, for contrastive networks, ``project(z)``.
 
-Entries are ``"module:class"`` strings resolved on use, so the registry can be read without torch.
+Networks are entries of the project registry (``brb/registry.py``): ``"module:class"`` strings resolved on
+use, so the registry can be read without torch.
 """
 
 from __future__ import annotations
 
-import importlib
+from brb.registry import REGISTRY
 
-ARCHITECTURES: dict[str, str] = {
-    "mlp": "brb.models.autoencoder:FeedForwardAutoencoder",
-    "resnet18": "brb.models.resnet:ResNetEmbedding",
-}
+#: network name -> "module:class", a view of the ``network`` entries of the registry (brb/registry.py)
+ARCHITECTURES: dict[str, str] = {e.name: e.target for e in REGISTRY.entries("network")}
 
 
 def architecture(name: str):
-    try:
-        module, cls = ARCHITECTURES[name].split(":")
-    except KeyError:
-        raise KeyError(f"unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}") from None
-    return getattr(importlib.import_module(module), cls)
+    return REGISTRY.load("network", name)
 
 
 def build_model(arch: str, **kwargs):

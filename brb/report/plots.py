@@ -17,14 +17,10 @@ from matplotlib.figure import Figure  # rendered by Agg on savefig; pyplot (and 
 
 from brb.io import atomic_path
 from brb.report.aggregate import load_history
+from brb.registry import REGISTRY
 from brb.report.tables import ALGORITHM_ORDER, DATASET_ORDER, VARIANT_ORDER, sort_cells
 
-VARIANT_COLORS = {
-    "baseline": "#4C72B0",
-    "brb": "#C44E52",
-    "reset": "#55A868",
-    "recluster": "#DD8452",
-}
+VARIANT_COLORS = {e.name: e.colour for e in REGISTRY.entries("variant") if e.colour}
 _EXTRA_COLORS = ("#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD")
 _STYLE = {
     "axes.grid": True,

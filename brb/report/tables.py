@@ -20,16 +20,18 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+import brb.data  # noqa: F401  (registers the datasets, whose ranks order the tables)
 from brb.io import write_text
+from brb.registry import REGISTRY
 
 METRICS = ("acc", "nmi", "ari", "purity")
 METRIC_LABELS = {"acc": "ACC", "nmi": "NMI", "ari": "ARI", "purity": "Purity", "silhouette": "Silhouette"}
 GROUP_KEYS = ("dataset", "arch", "algorithm", "variant")
 
 #: Display order; names not listed come after these, alphabetically.
-DATASET_ORDER = ("mnist", "fmnist", "kmnist", "usps", "optdigits", "gtsrb", "digits", "cifar10", "cifar100-20")
-ALGORITHM_ORDER = ("dec", "idec", "dcn")
-VARIANT_ORDER = ("baseline", "brb", "reset", "recluster")
+DATASET_ORDER = REGISTRY.names("dataset")
+ALGORITHM_ORDER = REGISTRY.names("method")
+VARIANT_ORDER = REGISTRY.names("variant")
 
 PLUS_MINUS = "±"
 MISSING = "–"

@@ -3,12 +3,13 @@ import json
 from pathlib import Path
 
 from brb.config import PAPER_SEEDS, ConfigError, deep_merge, make_config
+from brb.registry import REGISTRY
 
 RESULTS = config.get("results", "results")
 if config.get("seeds") == "paper":  # the seed list of the paper's configs
     config["seeds"] = list(PAPER_SEEDS)
-CLUSTER_ALGORITHMS = ["dec", "idec", "dcn"]
-BASE_VARIANTS = ["baseline", "brb", "reset", "recluster"]
+CLUSTER_ALGORITHMS = list(REGISTRY.names("method", tag="clustering"))  # brb/registry.py
+BASE_VARIANTS = list(REGISTRY.names("variant"))
 NAMED_VARIANTS = config.get(
     "variant_settings", {}
 )  # name -> {base: <base variant>, settings: {...}}

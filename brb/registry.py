@@ -1,0 +1,161 @@
+"""The one registry of named things: datasets, networks, pretraining methods, clustering methods, variants.
+
+Every list of names in the project derives from here: configuration validation, the console script and
+``brb info --json``, the workflow's wildcard constraints and study checks, the report's row orders and
+colours; ``tests/test_registry.py`` checks the workflow schema's enums against it.
+
+An entry is a name, a ``"module:attribute"`` target resolved only on use (so the registry is read without
+importing torch), a one-line summary, tags, a rank (the order tables and plots use), an optional colour and
+per-entry defaults. Datasets enter through :func:`brb.data.registry.register_dataset`; the other kinds are
+declared at the bottom of this module, one entry per line, which is the only edit a new method needs here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Iterator, Mapping, Optional
+
+KINDS = ("dataset", "network", "pretraining", "method", "variant")
+
+
+class UnknownNameError(KeyError, ValueError):
+    """A name that is not registered; the message lists the known ones."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Entry:
+    kind: str
+    name: str
+    target: Optional[str] = None
+    summary: str = ""
+    tags: frozenset = frozenset()
+    rank: float = 0.0
+    colour: Optional[str] = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    #: a Python object registered directly (datasets: their loader spec) rather than by a target string
+    obj: Any = None
+
+    def load(self) -> Any:
+        """The registered object: ``obj``, or the target imported on first use."""
+        if self.obj is not None:
+            return self.obj
+        if self.target is None:
+            raise UnknownNameError(f"{self.kind} {self.name!r} has nothing to load")
+        module, _, attribute = self.target.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "summary": self.summary,
+            "tags": sorted(self.tags),
+            **({"target": self.target} if self.target else {}),
+            **({"colour": self.colour} if self.colour else {}),
+            **({"defaults": dict(self.defaults)} if self.defaults else {}),
+        }
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+
+    def add(self, kind: str, name: str, target: Optional[str] = None, *, summary: str = "", tags=(),
+            rank: Optional[float] = None, colour: Optional[str] = None, defaults: Optional[Mapping] = None,
+            obj: Any = None) -> Entry:
+        table = self._table(kind)
+        if name in table:
+            raise ValueError(f"{kind} {name!r} registered twice")
+        entry = Entry(kind, name, target, summary, frozenset(tags), float(len(table) if rank is None else rank),
+                      colour, MappingProxyType(dict(defaults or {})), obj)
+        table[name] = entry
+        return entry
+
+    def _table(self, kind: str) -> dict[str, Entry]:
+        try:
+            return self._entries[kind]
+        except KeyError:
+            raise UnknownNameError(f"unknown registry kind {kind!r}; known: {', '.join(KINDS)}") from None
+
+    def entry(self, kind: str, name: str) -> Entry:
+        table = self._table(kind)
+        if name not in table:
+            known = ", ".join(self.names(kind)) or "none"
+            raise UnknownNameError(f"unknown {kind} {name!r}; known: {known}")
+        return table[name]
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        kind, name = key
+        return name in self._table(kind)
+
+    def entries(self, kind: str, tag: Optional[str] = None) -> list[Entry]:
+        """The entries of ``kind`` (with ``tag``, if given) in rank order (ties: registration order)."""
+        found = [e for e in self._table(kind).values() if tag is None or tag in e.tags]
+        return sorted(found, key=lambda e: e.rank)
+
+    def names(self, kind: str, tag: Optional[str] = None) -> tuple[str, ...]:
+        return tuple(e.name for e in self.entries(kind, tag))
+
+    def load(self, kind: str, name: str) -> Any:
+        return self.entry(kind, name).load()
+
+    def defaults(self, kind: str, name: str) -> dict[str, Any]:
+        return dict(self.entry(kind, name).defaults)
+
+    def __iter__(self) -> Iterator[Entry]:
+        for kind in KINDS:
+            yield from self.entries(kind)
+
+    def describe(self) -> dict[str, list[dict[str, Any]]]:
+        """Everything registered, per kind, in rank order (what `brb info --json` prints)."""
+        return {kind: [e.describe() for e in self.entries(kind)] for kind in KINDS}
+
+
+REGISTRY = Registry()
+
+# --- networks -------------------------------------------------------------------------------------------
+REGISTRY.add("network", "mlp", "brb.models.autoencoder:FeedForwardAutoencoder",
+             summary="the paper's feed-forward autoencoder: encoder [D, 1024, 512, 256, K] + BatchNorm + ReLU, "
+                     "mirrored decoder", tags={"autoencoder"}, defaults={"hidden": [1024, 512, 256], "embedding_dim": None,
+                                                                         "pretraining": "reconstruction"})
+REGISTRY.add("network", "resnet18", "brb.models.resnet:ResNetEmbedding",
+             summary="ResNet-18 with the CIFAR stem + MLP head [512, 512, 256, 128] + BatchNorm, projector "
+                     "128 -> 2048 -> 128", tags={"contrastive"},
+             defaults={"hidden": [512, 256], "embedding_dim": 128, "pretraining": "simclr"})
+
+# --- pretraining methods ----------------------------------------------------------------------------------
+REGISTRY.add("pretraining", "reconstruction", "brb.pretrain.autoencoder:pretrain_autoencoder",
+             summary="reconstruction (MSE) of an autoencoder, Adam", tags={"autoencoder"},
+             defaults={"epochs": 250, "batch_size": 256, "lr": 1e-3, "weight_decay": 0.0, "optimizer": "adam"})
+REGISTRY.add("pretraining", "simclr", "brb.pretrain.simclr:pretrain_simclr",
+             summary="SimCLR: NT-Xent between two augmented views, AdamW", tags={"contrastive"},
+             defaults={"epochs": 1000, "batch_size": 512, "lr": 3e-3, "weight_decay": 1e-4, "optimizer": "adamw"})
+
+# --- clustering methods: loss weights (paper values) where a run leaves them unset ------------------------
+# contrastive_weight: weight of NT-Xent for networks with a projector (DEC trains on its clustering loss
+# only; IDEC and DCN keep the self-supervised loss as their regulariser, in place of reconstruction).
+# tag "clustering": a clustering method of `cluster.algorithm` (the workflow's `algorithms`).
+REGISTRY.add("method", "dec", "brb.cluster.losses:DEC", summary="DEC: KL(P || Q), Student-t soft assignments",
+             tags={"clustering", "centroids"},
+             defaults={"cluster_weight": 1.0, "reconstruction_weight": 0.0, "contrastive_weight": 0.0})
+REGISTRY.add("method", "idec", "brb.cluster.losses:IDEC", summary="IDEC: DEC's loss + reconstruction",
+             tags={"clustering", "centroids"},
+             defaults={"cluster_weight": 0.1, "reconstruction_weight": 1.0, "contrastive_weight": 1.0})
+REGISTRY.add("method", "dcn", "brb.cluster.losses:DCN",
+             summary="DCN: k-means loss with hard assignments + reconstruction; centroids by running means",
+             tags={"clustering", "centroids"},
+             defaults={"cluster_weight": 0.025, "reconstruction_weight": 1.0, "contrastive_weight": 1.0})
+
+# --- variants: which BRB parts each switches on (the paper's ablations are reset and recluster) -----------
+REGISTRY.add("variant", "baseline", summary="no intervention", colour="#4C72B0",
+             defaults={"soft_reset": False, "recluster": False, "momentum_reset": False})
+REGISTRY.add("variant", "brb", summary="soft reset + reclustering + momentum reset", colour="#C44E52",
+             defaults={"soft_reset": True, "recluster": True, "momentum_reset": True})
+REGISTRY.add("variant", "reset", summary="soft reset only", colour="#55A868",
+             defaults={"soft_reset": True, "recluster": False, "momentum_reset": False})
+REGISTRY.add("variant", "recluster", summary="reclustering + momentum reset", colour="#DD8452",
+             defaults={"soft_reset": False, "recluster": True, "momentum_reset": True})
