@@ -27,7 +27,8 @@ test-fast: $(BIN)/.installed  ## unit tests only
 dry-run: $(BIN)/.installed
 	$(BIN)/snakemake -n --configfile workflow/presets/ae_table.yaml
 
-lint: $(BIN)/.installed
+lint: $(BIN)/.installed  ## ruff (settings in pyproject.toml), snakemake --lint, snakefmt
+	$(BIN)/ruff check brb tests benchmarks
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 

@@ -13,8 +13,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 REPO = Path(__file__).resolve().parent.parent
 GIB = 1024**3
@@ -295,7 +296,7 @@ class PeakSampler:
         while not self._stop.wait(self.interval):
             self.sample()
 
-    def start(self) -> "PeakSampler":
+    def start(self) -> PeakSampler:
         if self.interval > 0:
             self.sample()
             self._thread = threading.Thread(target=self._run, name="peak-sampler", daemon=True)

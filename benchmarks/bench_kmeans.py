@@ -22,7 +22,6 @@ Prints the JSON result to stdout; progress goes to stderr. ``--out-json`` / ``--
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 

@@ -14,9 +14,10 @@ import signal
 import sys
 import time
 import zipfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -155,7 +156,7 @@ class ResumableTraining:
             "rng": rng_state(self._generators()),
         }
 
-    checkpointer: "Checkpointer"
+    checkpointer: Checkpointer
 
     def resume(self, label: str, epochs: int, progress: bool):
         """Pick up a saved state if there is one: (first epoch, wall-clock start, progress bar)."""

@@ -373,7 +373,7 @@ class Config(_Section):
     run: RunConfig = Field(default_factory=RunConfig)
 
     @model_validator(mode="after")
-    def _fill_defaults(self) -> "Config":
+    def _fill_defaults(self) -> Config:
         """Per-algorithm, per-architecture and per-method defaults for the keys a run left unset."""
         weights = self.cluster.resolved_weights()
         for key, value in weights.items():

@@ -13,9 +13,10 @@ declared at the bottom of this module, one entry per line, which is the only edi
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Optional
 
 KINDS = ("dataset", "network", "pretraining", "method", "variant")
 

@@ -310,7 +310,7 @@ PartitionName={PARTITION} Nodes={self.node} Default=YES MaxTime=INFINITE State=U
         p = self.run("sinfo", "-h", "-N", "-n", self.node, "-o", "%T", check=False, timeout=15)
         return p.stdout.strip().lower() if p.returncode == 0 else ""
 
-    def start(self, timeout: float = 60) -> "SlurmCluster":
+    def start(self, timeout: float = 60) -> SlurmCluster:
         self._write_files()
         try:
             self._spawn("munged", [
@@ -367,7 +367,7 @@ PartitionName={PARTITION} Nodes={self.node} Default=YES MaxTime=INFINITE State=U
     # --------------------------------------------------------------- debug
     def log_tails(self, lines: int = 30) -> str:
         out = []
-        for name, path in self.logfiles.items():
+        for path in self.logfiles.values():
             try:
                 tail = path.read_text(errors="replace").splitlines()[-lines:]
             except OSError:
@@ -375,7 +375,7 @@ PartitionName={PARTITION} Nodes={self.node} Default=YES MaxTime=INFINITE State=U
             out.append(f"--- {path} (last {len(tail)} lines)\n" + "\n".join(tail))
         return "\n".join(out)
 
-    def __enter__(self) -> "SlurmCluster":
+    def __enter__(self) -> SlurmCluster:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -31,7 +31,7 @@ def test_soft_reset_interpolates_exactly_and_spares_excluded_layers():
     soft_reset(layers, alpha=0.7, init="default", batchnorm=True)
     after = model.state_dict()
     for layer, phis in zip(layers, fresh):
-        for (name, theta), phi in zip(layer.named_parameters(), phis):
+        for theta, phi in zip(layer.parameters(), phis):
             key = next(k for k, v in model.state_dict(keep_vars=True).items() if v is theta)
             torch.testing.assert_close(after[key], 0.7 * before[key] + 0.3 * phi)
     emb = model.encoder[-1]
@@ -135,7 +135,6 @@ def test_recluster_rejects_too_many_clusters_and_subsample_is_seeded():
 
 def test_alpha_step_resets_deeper_blocks_less():
     from brb.cluster import ClusterTrainer
-
     from brb.data.prepared import PreparedData
 
     rng = np.random.default_rng(0)

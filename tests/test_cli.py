@@ -1,10 +1,8 @@
 """The console script, run as a subprocess like the workflow runs it."""
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

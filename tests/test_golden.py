@@ -8,7 +8,6 @@ may differ on a few borderline samples, so ACC/NMI must agree within 0.02.
 
 import numpy as np
 import pytest
-
 from golden_runs import load, machine, produce
 
 SUMMARY, GOLDEN = load()

@@ -18,7 +18,6 @@ from brb.cluster.trainer import _batches
 from brb.config import PAPER_SEEDS, make_config
 from brb.data.augment import RandomAffine
 from brb.data.prepared import PreparedData
-from brb.models.autoencoder import FeedForwardAutoencoder
 
 
 def _dcn(**cluster):

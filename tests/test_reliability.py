@@ -1,11 +1,9 @@
 """Faults: killed and pre-empted runs resume exactly; bad inputs fail with named errors and leave nothing."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest

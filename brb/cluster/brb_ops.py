@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Iterable, Union
+from collections.abc import Iterable
+from typing import Union
 
 import numpy as np
 import torch

@@ -13,9 +13,10 @@ epoch plus row 0, the state before training. Resumable from a checkpoint like th
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import pandas as pd

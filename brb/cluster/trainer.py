@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-
 import numpy as np
 import pandas as pd
 import torch

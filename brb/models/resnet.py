@@ -14,8 +14,8 @@ import torch
 import torch.nn as nn
 
 from brb.models.autoencoder import _mlp
-from brb.models.checkpoint import CheckpointError
 from brb.models.blocks import ResetBlocksMixin, linear_blocks
+from brb.models.checkpoint import CheckpointError
 
 
 def cifar_resnet18(in_channels: int = 3) -> nn.Module:

@@ -11,9 +11,9 @@ The paper's published numbers ship with the package under ``brb/report/reference
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Iterable
 
 from brb.report.aggregate import (
     collect_histories,

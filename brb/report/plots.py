@@ -7,8 +7,8 @@ nothing stays open and no display is needed) and saved atomically as PNG.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import matplotlib
 import numpy as np
@@ -16,8 +16,8 @@ import pandas as pd
 from matplotlib.figure import Figure  # rendered by Agg on savefig; pyplot (and its global state) is never used
 
 from brb.io import atomic_path
-from brb.report.aggregate import load_history
 from brb.registry import REGISTRY
+from brb.report.aggregate import load_history
 from brb.report.tables import ALGORITHM_ORDER, DATASET_ORDER, VARIANT_ORDER, sort_cells
 
 VARIANT_COLORS = {e.name: e.colour for e in REGISTRY.entries("variant") if e.colour}
