@@ -39,6 +39,9 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
 PRETRAIN_DEFAULTS: dict[str, dict[str, Any]] = {e.name: dict(e.defaults) for e in REGISTRY.entries("pretraining")}
 #: The pretraining method of each network when ``pretrain.method`` is ``auto``.
 ARCH_PRETRAIN_METHOD = {e.name: e.defaults["pretraining"] for e in REGISTRY.entries("network")}
+#: The network capability (registry tag) each regulariser needs, and what that capability is.
+_WEIGHT_NEEDS = {"reconstruction_weight": "autoencoder", "contrastive_weight": "contrastive"}
+_CAPABILITY = {"autoencoder": "decoder (reconstruction)", "contrastive": "projector (contrastive loss)"}
 #: Which BRB parts each variant switches on (the paper's ablations are ``reset`` and ``recluster``).
 VARIANT_PARTS: dict[str, dict[str, bool]] = {e.name: dict(e.defaults) for e in REGISTRY.entries("variant")}
 
@@ -374,10 +377,20 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Config:
-        """Per-algorithm, per-architecture and per-method defaults for the keys a run left unset."""
+        """Per-algorithm, per-architecture and per-method defaults for the keys a run left unset, resolved
+        against what the network declares it can do (registry tags), so that the recorded configuration is
+        the applied one: a loss term the network cannot compute gets weight 0, and setting one is an error."""
         weights = self.cluster.resolved_weights()
+        tags = REGISTRY.entry("network", self.model.arch).tags
         for key, value in weights.items():
-            if getattr(self.cluster, key) is None:
+            needs = _WEIGHT_NEEDS.get(key)
+            if needs is not None and needs not in tags:
+                if getattr(self.cluster, key):
+                    raise ValueError(
+                        f"cluster.{key}: the {self.model.arch} network has no {_CAPABILITY[needs]}; leave it unset or 0"
+                    )
+                value = 0.0
+            if getattr(self.cluster, key) is None or value == 0.0:
                 object.__setattr__(self.cluster, key, value)
         for key, value in ARCH_DEFAULTS.get(self.model.arch, {}).items():
             if getattr(self.model, key) is None:

@@ -88,3 +88,32 @@ def test_config_validation_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_recorded_weights_are_the_applied_ones(tmp_path):
+    """An MLP has no projector and a ResNet no decoder: their weights resolve to 0 in the configuration itself,
+    and metrics.json records the weights the loss actually used."""
+    import json
+
+    import numpy as np
+
+    from brb.cli import main
+    from brb.data import prepare_dataset
+
+    idec = make_config({"cluster": {"algorithm": "idec"}}).cluster
+    assert (idec.cluster_weight, idec.reconstruction_weight, idec.contrastive_weight) == (0.1, 1.0, 0.0)
+    resnet = make_config({"cluster": {"algorithm": "idec"}, "model": {"arch": "resnet18"}}).cluster
+    assert (resnet.reconstruction_weight, resnet.contrastive_weight) == (0.0, 1.0)
+    with pytest.raises(ConfigError, match="cluster.contrastive_weight: the mlp network has no projector"):
+        make_config({"cluster": {"contrastive_weight": 0.5}})
+    with pytest.raises(ConfigError, match="cluster.reconstruction_weight: the resnet18 network has no decoder"):
+        make_config({"model": {"arch": "resnet18"}, "cluster": {"reconstruction_weight": 1.0}})
+    data = prepare_dataset("digits", tmp_path / "digits.npz")
+    out = tmp_path / "run"
+    assert main(["cluster", "--data", str(data), "--out", str(out), "--cluster.algorithm", "idec", "--cluster.epochs", "1",
+                 "--model.hidden", "[16]", "--cluster.kmeans_n_init", "1", "--quiet"]) == 0
+    recorded = json.loads((out / "metrics.json").read_text())["config"]["cluster"]
+    assert recorded["contrastive_weight"] == 0.0 and recorded["reconstruction_weight"] == 1.0
+    history = __import__("pandas").read_parquet(out / "history.parquet")
+    assert np.isnan(history["loss_contrastive"].iloc[0]) and (history["loss_contrastive"].iloc[1:] == 0).all()
+    assert (history["loss_reconstruction"].iloc[1:] > 0).all()

@@ -156,10 +156,12 @@ class ClusterTrainer(ResumableTraining):
                 "the contrastive regulariser needs two augmented views: set cluster.augment: true "
                 "(or cluster.contrastive_weight: 0)"
             )
-        if not self.contrastive:
-            self.weights["contrastive_weight"] = 0.0
-        if self.model.decoder is None:
-            self.weights["reconstruction_weight"] = 0.0
+        # the configuration was resolved against the network's declared capabilities (Config._fill_defaults),
+        # so the weights recorded in metrics.json are the applied ones; a model passed in must match them
+        if (self.weights["contrastive_weight"] > 0 and not self.contrastive) or (
+            self.weights["reconstruction_weight"] > 0 and self.model.decoder is None
+        ):
+            raise TrainingError(f"the model passed in is not a {config.model.arch} network, as model.arch says")
         self.cpu_gen = torch.Generator().manual_seed(config.run.seed)
         self.augmenter = make_augmenter(config, data, self.device) if c.augment else None
         self.parts = config.brb.parts()
