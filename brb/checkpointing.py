@@ -8,10 +8,10 @@ loop to stop at the end of the current epoch, write a checkpoint and exit with :
 
 from __future__ import annotations
 
+import logging
 import pickle
 import random
 import signal
-import sys
 import time
 import zipfile
 from collections.abc import Iterator
@@ -27,6 +27,8 @@ from brb.io import atomic_path
 #: Name of the resume file inside a run's output directory; removed when the run completes.
 RESUME_FILE = "resume.pt"
 
+
+log = logging.getLogger(__name__)
 
 class Interrupted(RuntimeError):
     """The run stopped on a signal after writing a checkpoint; re-running the same command resumes it."""
@@ -85,10 +87,9 @@ class Checkpointer:
             # checkpoint is kept aside, never overwritten, never resumed into the new configuration
             stale = self.path.with_name(f"{self.path.stem}.stale-{time.strftime('%Y%m%d-%H%M%S')}.pt")
             self.path.rename(stale)
-            print(
-                f"warning: resume checkpoint {self.path} was written by a run with another configuration; "
-                f"moved to {stale.name}, starting afresh",
-                file=sys.stderr,
+            log.warning(
+                "warning: resume checkpoint %s was written by a run with another configuration; moved to %s, "
+                "starting afresh", self.path, stale.name
             )
             return None
         return payload["state"]
@@ -166,9 +167,9 @@ class ResumableTraining:
         saved = self.checkpointer.load()
         if saved is not None:
             start_epoch, elapsed = self.restore(saved), float(saved["elapsed"])
-        bar = Progress(label, epochs, enabled=progress)
         if saved is not None and progress:
-            print(f"[{label}] resumed from {self.checkpointer.path} at epoch {start_epoch}", file=sys.stderr)
+            log.info("[%s] resumed from %s at epoch %d", label, self.checkpointer.path, start_epoch)
+        bar = Progress(label, epochs, enabled=progress, initial=start_epoch)
         return start_epoch, time.perf_counter() - elapsed, bar
 
     def restore(self, state: dict) -> int:

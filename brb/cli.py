@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from brb.config import SECTIONS, ConfigError, load_config
+from brb.logs import configure_logging
 from brb.pack import positive_int
 
 #: Which configuration sections each stage reads (and therefore offers as flags).
@@ -249,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from brb.models.checkpoint import CheckpointError
 
     args = build_parser().parse_args(argv)
+    configure_logging(quiet=getattr(args, "quiet", False))
     try:
         args.func(args)
     except Interrupted as err:

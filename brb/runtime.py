@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import random
@@ -12,6 +13,8 @@ import numpy as np
 import torch
 
 from brb.config import RunConfig
+
+log = logging.getLogger(__name__)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -60,19 +63,34 @@ def job_environment(device: torch.device) -> dict:
 
 
 class Progress:
-    """Prints one line per ``every`` epochs (and the last) to stderr, with the epoch rate."""
+    """Progress of an epoch loop: a tqdm bar when stderr is a terminal, else a log line (logger ``brb``) every
+    ``every`` epochs and at the last, with the epoch rate; nothing when ``enabled`` is False (``--quiet``)."""
 
-    def __init__(self, label: str, total: int, enabled: bool = True, every: int | None = None):
+    def __init__(self, label: str, total: int, enabled: bool = True, every: int | None = None, initial: int = 0):
         self.label = label
         self.total = total
         self.enabled = enabled
         self.every = every or max(1, total // 20)
         self.start = time.perf_counter()
+        self.initial = initial
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, desc=label, unit="epoch", dynamic_ncols=True, leave=True)
 
     def update(self, epoch: int, **values) -> None:
-        if not self.enabled or (epoch % self.every and epoch != self.total):
+        if not self.enabled:
             return
-        elapsed = time.perf_counter() - self.start
-        rate = elapsed / max(epoch, 1)
-        parts = " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
-        print(f"[{self.label}] epoch {epoch}/{self.total} {parts} ({rate:.2f} s/epoch)", file=sys.stderr, flush=True)
+        shown = {k: f"{v:.4f}" if isinstance(v, float) else v for k, v in values.items()}
+        if self.bar is not None:
+            self.bar.set_postfix(shown, refresh=False)
+            self.bar.update(epoch - self.bar.n)
+            if epoch == self.total:
+                self.bar.close()
+            return
+        if epoch % self.every and epoch != self.total:
+            return
+        rate = (time.perf_counter() - self.start) / max(epoch - self.initial, 1)
+        parts = " ".join(f"{k} {v}" for k, v in shown.items())
+        log.info("[%s] epoch %d/%d %s (%.2f s/epoch)", self.label, epoch, self.total, parts, rate)

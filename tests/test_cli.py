@@ -110,3 +110,36 @@ def test_kmeans_baseline_and_info(prepared, tmp_path):
     assert metrics["algorithm"] == "kmeans" and metrics["acc"] > 0.6
     out = brb("info").stdout
     assert "digits" in out and "fmnist" in out and "idec" in out
+
+
+def test_progress_is_a_bar_on_a_terminal_log_lines_otherwise_and_nothing_when_quiet(monkeypatch, capsys):
+    import io
+
+    from brb.logs import configure_logging
+    from brb.runtime import Progress
+
+    configure_logging(quiet=False)
+    plain = Progress("fit", 4, enabled=True, every=2)
+    assert plain.bar is None  # stderr is captured, not a terminal
+    for epoch in range(1, 5):
+        plain.update(epoch, loss=0.5)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[fit]")]
+    assert [line.split(" s/epoch")[0].rsplit("(", 1)[0].strip() for line in lines] == [
+        "[fit] epoch 2/4 loss 0.5000", "[fit] epoch 4/4 loss 0.5000"]
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    bar = Progress("fit", 3, enabled=True, initial=1)
+    assert bar.bar is not None and bar.bar.n == 1  # a resumed run's bar starts where it resumed
+    bar.update(3, loss=0.25)
+    assert bar.bar.n == 3 and "loss=0.2500" in terminal.getvalue()
+    quiet = Progress("fit", 3, enabled=False)
+    quiet.update(3, loss=0.1)
+    assert quiet.bar is None and "[fit] epoch 3/3" not in terminal.getvalue()
+    configure_logging(quiet=True)
+    Progress("q", 1, enabled=True).update(1)
+    assert "[q]" not in terminal.getvalue()

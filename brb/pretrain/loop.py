@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +17,7 @@ from brb.checkpointing import Checkpointer, Interrupted, restore_rng_state, rng_
 from brb.config import Config
 from brb.runtime import Progress
 
+log = logging.getLogger(__name__)
 
 @dataclass
 class PretrainResult:
@@ -49,9 +50,9 @@ def run_pretraining(
         optimizer.load_state_dict(saved["optimizer"])
         restore_rng_state(saved["rng"], generators)
         rows, start_epoch, elapsed = saved["history"], saved["epoch"], saved["elapsed"]
-    bar = Progress(label, epochs, enabled=progress)
     if saved is not None and progress:
-        print(f"[{label}] resumed from {checkpointer.path} at epoch {start_epoch}", file=sys.stderr)
+        log.info("[%s] resumed from %s at epoch %d", label, checkpointer.path, start_epoch)
+    bar = Progress(label, epochs, enabled=progress, initial=start_epoch)
     start = time.perf_counter() - elapsed
 
     def state(epoch: int) -> dict:
