@@ -249,7 +249,7 @@ def evaluate_stage(run_dir: Path, data_path: Path, silhouette: bool = False) -> 
 
 
 def _reference_file(reference: Path) -> Path:
-    """A path, or the name of a CSV shipped in brb/report/reference/ (e.g. brb_paper_ae_acc.csv)."""
+    """A path, or the name of a CSV shipped in brb/report/reference/ (published.csv)."""
     from brb.data.registry import DataFileError
     from brb.report import REFERENCE_FILES, reference_path
 
@@ -261,8 +261,9 @@ def _reference_file(reference: Path) -> Path:
 
 
 def tables_stage(metrics: Path, out_dir: Path, reference: Optional[Path] = None, block: str = "main") -> dict:
-    """summary and paper_style tables (md, csv, tex); paper_vs_ours when a reference CSV is given (the AE
-    table: ACC with the paper's std and the distance in std; the contrastive table: ACC, NMI and ARI)."""
+    """summary and paper_style tables (md, csv, tex); paper_vs_ours when a reference CSV of published numbers is
+    given (long format, e.g. the packaged published.csv): every metric of ``block``, with the distance in the
+    paper's std where one is published."""
     from brb.report import tables
 
     df = pd.read_parquet(metrics)
@@ -272,10 +273,7 @@ def tables_stage(metrics: Path, out_dir: Path, reference: Optional[Path] = None,
         written.update({f"{stem}.{ext}": p for ext, p in tables.write_tables(table, out_dir, stem).items()})
     if reference is not None:
         reference = _reference_file(reference)
-        if tables.is_contrastive_reference(reference):
-            comparison = tables.contrastive_vs_ours(df, reference)
-        else:
-            comparison = tables.paper_vs_ours(df, reference, block=block)
+        comparison = tables.paper_vs_ours(df, reference, block=block)
         paths = tables.write_tables(comparison, out_dir, "paper_vs_ours")
         written.update({f"paper_vs_ours.{ext}": p for ext, p in paths.items()})
     return written

@@ -12,7 +12,6 @@ import pytest
 
 from brb.report import (
     brb_epochs,
-    build_report,
     canonical_dataset,
     collect_histories,
     collect_runs,
@@ -23,8 +22,7 @@ from brb.report import (
     plot_cluster_change,
     plot_final_acc,
     plot_learning_curves,
-    read_reference_ae,
-    read_reference_contrastive,
+    read_published,
     reference_path,
     summary_table,
     write_metrics_parquet,
@@ -52,15 +50,17 @@ CELLS = {
 }
 
 FAKE_REFERENCE = """\
-# fake published numbers (percent)
-block,algorithm,variant,dataset,acc_mean,acc_std
-main,dec,baseline,MNIST,87.97,3.26
-main,dec,brb,mnist,93.55,1.95
-main,dec,baseline,usps,60.29,2.13
-main,dec,brb,usps,74.20,1.66
-main,idec,brb,mnist,85.38,2.47
-main,dec,baseline,fmnist,58.30,1.50
-plus_pretrain,dec,baseline,mnist,97.75,1.00
+# fake published numbers (percent), in the long format of published.csv
+source,block,method,variant,dataset,metric,mean,std,note
+x,main,dec,baseline,MNIST,acc,87.97,3.26,
+x,main,dec,brb,mnist,acc,93.55,1.95,
+x,main,dec,baseline,usps,acc,60.29,2.13,
+x,main,dec,brb,usps,acc,74.20,1.66,
+x,main,idec,brb,mnist,acc,85.38,2.47,
+x,main,dec,baseline,fmnist,acc,58.30,1.50,
+x,plus_pretrain,dec,baseline,mnist,acc,97.75,1.00,
+y,other,dec,baseline,mnist,acc,90.0,,
+y,other,dec,baseline,mnist,nmi,80.0,,
 """
 
 
@@ -362,28 +362,44 @@ def test_paper_vs_ours_block_and_threshold(runs, fake_reference):
         paper_vs_ours(runs, fake_reference, block="nope")
 
 
-def test_packaged_references():
-    ae = read_reference_ae(reference_path("brb_paper_ae_acc.csv"), block="main")
-    assert len(ae) == 3 * 4 * 6
+def test_packaged_published_numbers():
+    path = reference_path("published.csv")
+    ae = read_published(path, block="main")
+    assert len(ae) == 3 * 4 * 6 and set(ae["metric"]) == {"acc"} and ae["std"].notna().all()
     assert set(ae["dataset"]) == {"mnist", "fmnist", "kmnist", "usps", "optdigits", "gtsrb"}
-    assert len(read_reference_ae(reference_path("brb_paper_ae_acc.csv"), block=None)) == 2 * 72
-    con = read_reference_contrastive(reference_path("brb_paper_contrastive.csv"))
-    assert set(con["dataset"]) == {"cifar10", "cifar100-20"}
-    assert math.isnan(con[(con["method"] == "gcc") & (con["dataset"] == "cifar10")]["nmi"].iloc[0])
+    assert len(read_published(path, source="brb2024").query("block != 'contrastive'")) == 2 * 72
+    con = read_published(path, block="contrastive")
+    assert set(con["dataset"]) == {"cifar10", "cifar100-20"} and con["std"].isna().all()
+    gcc = con[(con["method"] == "gcc") & (con["dataset"] == "cifar10")]
+    assert gcc["metric"].tolist() == ["acc"]  # its NMI and ARI were not reported: no rows
     # SimCLR + k-means is our k-means baseline on the pretrained network
-    kmeans = con[(con["method"] == "kmeans") & (con["variant"] == "pretrained")]
-    assert kmeans.set_index("dataset")["acc"].to_dict() == {"cifar10": 68.97, "cifar100-20": 37.22}
-    assert reference_path("other_methods.csv").is_file()
+    kmeans = con[(con["method"] == "kmeans") & (con["variant"] == "pretrained") & (con["metric"] == "acc")]
+    assert kmeans.set_index("dataset")["mean"].to_dict() == {"cifar10": 68.97, "cifar100-20": 37.22}
+    propos = read_published(path, source="propos2022")
+    assert propos.query("method == 'propos' and dataset == 'cifar10' and metric == 'nmi'")["mean"].item() == 88.6
+    assert set(read_published(path)["source"]) == {"brb2024", "aljalbout2018", "propos2022", "scan2020"}
+    with pytest.raises(ValueError, match="no block 'nope'"):
+        read_published(path, block="nope")
     with pytest.raises(FileNotFoundError):
         reference_path("nope.csv")
 
 
+def test_one_comparer_for_blocks_without_std(runs, fake_reference):
+    cmp = paper_vs_ours(runs, fake_reference, block="other", metrics=["acc", "nmi"])
+    assert len(cmp) == 1
+    row = _cell(cmp, algorithm="dec", variant="baseline", dataset="mnist")
+    assert row["paper_acc"] == 90.0 and row["paper_nmi"] == 80.0 and math.isnan(row["paper_acc_std"])
+    assert row["ACC paper"] == "90.00" and row["mark_acc"] == ""
+    assert cmp.attrs["display_columns"] == ["algorithm", "variant", "dataset", "n_seeds", "ACC paper", "ACC ours",
+                                            "NMI paper", "NMI ours"]
+
+
 def test_paper_vs_ours_with_packaged_reference(runs):
-    cmp = paper_vs_ours(runs, reference_path("brb_paper_ae_acc.csv"))
+    cmp = paper_vs_ours(runs, reference_path("published.csv"), block="main")
     assert len(cmp) == 8  # every fake cell has a published counterpart
     assert _cell(cmp, algorithm="dec", variant="brb", dataset="mnist")["Paper"] == "93.55 ± 1.95"
     digits = runs[runs["dataset"] == "mnist"].assign(dataset="digits")
-    assert paper_vs_ours(digits, reference_path("brb_paper_ae_acc.csv")).empty
+    assert paper_vs_ours(digits, reference_path("published.csv"), block="main").empty
 
 
 def test_canonical_dataset():
@@ -433,12 +449,19 @@ def test_plots_write_pngs(run_root, runs, tmp_path):
     assert not (out / "empty.png").exists()
 
 
-def test_build_report(run_root, fake_reference, tmp_path):
-    written = build_report(sorted(run_root.glob("*/metrics.json")), tmp_path / "report", reference_csv=fake_reference)
-    for key in ("runs", "summary.md", "paper_style.tex", "paper_vs_ours.csv", "final_acc", "curves_mnist_mlp_dec"):
+def test_report_stages(run_root, fake_reference, tmp_path):
+    """The one report pipeline: the workflow's `brb tables` and `brb plots` stages on the aggregated runs."""
+    from brb.report import collect_runs
+    from brb.stages import plots_stage, tables_stage
+
+    metrics = write_metrics_parquet(collect_runs(sorted(run_root.glob("*/metrics.json"))), tmp_path / "metrics.parquet")
+    written = tables_stage(metrics, tmp_path / "tables", reference=fake_reference, block="main")
+    for key in ("summary.md", "paper_style.tex", "paper_vs_ours.csv"):
         assert written[key].is_file(), key
-    assert len([k for k in written if k.startswith("curves_")]) == 4
     assert "93.55 ± 1.95" in written["summary.md"].read_text()
+    assert "| dec | brb | mnist | 93.55 ± 1.95 | 93.55 ± 1.95 | 3 | +0.00 | ✓ |" in written["paper_vs_ours.md"].read_text()
+    plots = plots_stage(metrics, tmp_path / "plots")
+    assert all(path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in plots.values()) and "learning curves" in plots
 
 
 def test_standard_plots_include_the_barrier_figure_when_recluster_runs_exist(tmp_path):

@@ -197,166 +197,108 @@ def paper_style_table(
     return wide
 
 
-# ----------------------------------------------------------------------------- references
+# ----------------------------------------------------------------------------- published numbers
+
+#: Published (method, variant) -> ours (algorithm, variant), where the names differ.
+PUBLISHED_ALIASES = {("simclr+kmeans", "pretrained"): ("kmeans", "pretrained")}
+PUBLISHED_COLUMNS = ["source", "block", "method", "variant", "dataset", "metric", "mean", "std", "note"]
 
 
-def read_reference_ae(reference_csv: str | os.PathLike, block: str | None = "main") -> pd.DataFrame:
-    """The paper's autoencoder ACC table (``brb_paper_ae_acc.csv``), one block or all (``None``).
-
-    Columns: block, algorithm, variant, dataset (canonical names), acc_mean, acc_std (percent).
-    """
-    ref = pd.read_csv(reference_csv, comment="#", skipinitialspace=True)
-    needed = ["block", "algorithm", "variant", "dataset", "acc_mean", "acc_std"]
-    missing = [c for c in needed if c not in ref.columns]
+def read_published(path: str | os.PathLike, *, block: str | None = None, source: str | None = None) -> pd.DataFrame:
+    """Published numbers in the long format of ``published.csv``: one row per (source, block, method, variant,
+    dataset, metric) with mean and std in percent (std NaN when none was printed), dataset names canonical,
+    methods and variants renamed to ours where they differ (:data:`PUBLISHED_ALIASES`). ``block`` / ``source``
+    select rows; an unknown one is an error naming the known ones."""
+    ref = pd.read_csv(path, comment="#", skipinitialspace=True, keep_default_na=False, dtype=str)
+    missing = [c for c in PUBLISHED_COLUMNS[:-1] if c not in ref.columns]
     if missing:
-        raise ValueError(f"{reference_csv}: missing column(s) {', '.join(missing)}")
-    ref = ref[needed].copy()
-    for col in ("block", "algorithm", "variant"):
-        ref[col] = ref[col].astype(str).str.strip().str.lower()
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (long format: {', '.join(PUBLISHED_COLUMNS)})")
+    ref = ref.reindex(columns=PUBLISHED_COLUMNS, fill_value="")
+    for col in ("source", "block", "method", "variant", "metric"):
+        ref[col] = ref[col].str.strip().str.lower()
     ref["dataset"] = ref["dataset"].map(canonical_dataset)
-    ref["acc_mean"] = pd.to_numeric(ref["acc_mean"], errors="coerce")
-    ref["acc_std"] = pd.to_numeric(ref["acc_std"], errors="coerce")
-    if block is not None:
-        blocks = set(ref["block"])
-        if block not in blocks:
-            raise ValueError(f"{reference_csv}: no block {block!r} (blocks: {', '.join(sorted(blocks))})")
-        ref = ref[ref["block"] == block]
+    for col in ("mean", "std"):
+        ref[col] = pd.to_numeric(ref[col].replace("", np.nan), errors="coerce")
+    pairs = [PUBLISHED_ALIASES.get(p, p) for p in zip(ref["method"], ref["variant"])]
+    ref["method"], ref["variant"] = [p[0] for p in pairs], [p[1] for p in pairs]
+    for key, value in (("block", block), ("source", source)):
+        if value is not None:
+            known = sorted(set(ref[key]))
+            if value not in known:
+                raise ValueError(f"{path}: no {key} {value!r} ({key}s: {', '.join(known)})")
+            ref = ref[ref[key] == value]
     return ref.reset_index(drop=True)
-
-
-def read_reference_contrastive(reference_csv: str | os.PathLike) -> pd.DataFrame:
-    """The paper's contrastive table (``brb_paper_contrastive.csv``): method, variant, dataset, acc, nmi, ari (%).
-
-    ``"-"`` (not reported) becomes NaN; dataset names are canonical.
-    """
-    ref = pd.read_csv(reference_csv, comment="#", na_values=["-"], skipinitialspace=True)
-    needed = ["method", "variant", "dataset", "acc", "nmi", "ari"]
-    missing = [c for c in needed if c not in ref.columns]
-    if missing:
-        raise ValueError(f"{reference_csv}: missing column(s) {', '.join(missing)}")
-    ref = ref[needed].copy()
-    for col in ("method", "variant"):
-        ref[col] = ref[col].astype(str).str.strip().str.lower()
-    # the pretrained-embedding baseline is our `kmeans` run on the pretrained network
-    ref["method"] = ref["method"].replace({"simclr+kmeans": "kmeans"})
-    ref["dataset"] = ref["dataset"].map(canonical_dataset)
-    for m in ("acc", "nmi", "ari"):
-        ref[m] = pd.to_numeric(ref[m], errors="coerce")
-    return ref.reset_index(drop=True)
-
-
-def is_contrastive_reference(reference_csv: str | os.PathLike) -> bool:
-    """Whether a reference CSV is the contrastive kind (a ``method`` column) rather than the AE kind."""
-    columns = pd.read_csv(reference_csv, comment="#", nrows=0, skipinitialspace=True).columns
-    return "method" in columns
 
 
 def paper_vs_ours(
     df: pd.DataFrame,
-    reference_csv: str | os.PathLike,
+    published: str | os.PathLike,
     block: str = "main",
     *,
+    metrics: Sequence[str] | None = None,
     threshold: float = 2.0,
     decimals: int = 2,
     ddof: int = 1,
 ) -> pd.DataFrame:
-    """Compare our ACC with the paper's for every (algorithm, variant, dataset) present in both.
+    """Our runs next to the published numbers of one ``block`` (:func:`read_published`): every
+    (algorithm, variant, dataset) present in both, for ``metrics`` (default: those the block publishes that our
+    runs have).
 
-    Columns: algorithm, variant, dataset, arch, paper_mean, paper_std, ours_mean, ours_std,
-    n_seeds, diff (ours - paper, percentage points), diff_std (diff in units of the paper's std),
-    mark (``"✗"`` when |diff_std| > ``threshold``, ``"✓"`` otherwise, ``""`` when the paper's std is
-    0 or missing), and formatted ``Paper`` / ``Ours`` / ``Δ (σ)`` columns. Datasets the paper does
-    not report (e.g. ``digits``) are simply absent.
+    Per metric m: ``paper_<m>``, ``paper_<m>_std``, ``ours_<m>_mean``, ``ours_<m>_std``, ``diff_<m>`` (ours −
+    paper, percentage points), ``diff_std_<m>`` (in units of the paper's std, NaN without one), ``mark_<m>``
+    (``"✗"`` beyond ``threshold`` stds, ``"✓"`` within, ``""`` without a std) and formatted ``<M> paper`` /
+    ``<M> ours`` (+ ``<M> Δ (σ)`` where stds are published). With a single metric the columns are
+    ``paper_mean``, ``paper_std``, ``ours_mean``, ``ours_std``, ``diff``, ``diff_std``, ``mark``, ``Paper``,
+    ``Ours``, ``Δ (σ)``. Cells the paper does not report are simply absent.
     """
-    ref = read_reference_ae(reference_csv, block=block)
-    ours = _aggregate(df, GROUP_KEYS, ["acc"], ddof)
-    ours["_key"] = ours["dataset"].map(canonical_dataset)
-    ours["_alg"] = ours["algorithm"].astype(str).str.lower()
-    ours["_var"] = ours["variant"].astype(str).str.lower()
-    ref = ref.rename(
-        columns={
-            "dataset": "_key",
-            "algorithm": "_alg",
-            "variant": "_var",
-            "acc_mean": "paper_mean",
-            "acc_std": "paper_std",
-        }
-    )
-    merged = ours.merge(ref, on=["_key", "_alg", "_var"], how="inner")
-    out = pd.DataFrame(
-        {
-            "algorithm": merged["algorithm"],
-            "variant": merged["variant"],
-            "dataset": merged["dataset"],
-            "arch": merged["arch"],
-            "paper_mean": merged["paper_mean"].astype(float),
-            "paper_std": merged["paper_std"].astype(float),
-            "ours_mean": merged["acc_mean"].astype(float),
-            "ours_std": merged["acc_std"].astype(float),
-            "n_seeds": merged["n_seeds"],
-        }
-    )
-    out["diff"] = out["ours_mean"] - out["paper_mean"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = out["diff"] / out["paper_std"].where(out["paper_std"] > 0)
-    out["diff_std"] = z
-    out["mark"] = [("" if pd.isna(v) else (MARK_OFF if abs(v) > threshold else MARK_OK)) for v in z]
-    out["Paper"] = [format_mean_std(a, b, decimals) for a, b in zip(out["paper_mean"], out["paper_std"])]
-    out["Ours"] = [format_mean_std(a, b, decimals) for a, b in zip(out["ours_mean"], out["ours_std"])]
-    out["Δ (σ)"] = [MISSING if pd.isna(v) else f"{v:+.{decimals}f}" for v in z]
-    out = sort_cells(out, ["arch", "algorithm", "variant", "dataset"])
-    show_arch = out["arch"].nunique() > 1
-    out.attrs["display_columns"] = [
-        *(["arch"] if show_arch else []),
-        "algorithm",
-        "variant",
-        "dataset",
-        "Paper",
-        "Ours",
-        "n_seeds",
-        "Δ (σ)",
-        "mark",
-    ]
-    out.attrs["threshold"] = threshold
-    return out
-
-
-def contrastive_vs_ours(
-    df: pd.DataFrame,
-    reference_csv: str | os.PathLike,
-    *,
-    metrics: Sequence[str] = ("acc", "nmi", "ari"),
-    decimals: int = 2,
-    ddof: int = 1,
-) -> pd.DataFrame:
-    """Ours (mean ± std) next to the paper's contrastive numbers (no std published).
-
-    Rows: (algorithm, variant, dataset) present in both. Columns ``paper_<m>``, ``ours_<m>_mean``,
-    ``ours_<m>_std``, ``diff_<m>`` (percentage points) and formatted ``<M> paper`` / ``<M> ours``.
-    """
-    ref = read_reference_contrastive(reference_csv)
+    ref = read_published(published, block=block)
+    if metrics is None:
+        metrics = [m for m in ("acc", "nmi", "ari") if m in set(ref["metric"])]
     metrics = [m for m in metrics if m in df.columns]
     ours = _aggregate(df, GROUP_KEYS, metrics, ddof)
     ours["_key"] = ours["dataset"].map(canonical_dataset)
     ours["_alg"] = ours["algorithm"].astype(str).str.lower()
     ours["_var"] = ours["variant"].astype(str).str.lower()
-    ref = ref.rename(columns={"dataset": "_key", "method": "_alg", "variant": "_var"})
-    ref = ref.rename(columns={m: f"paper_{m}" for m in ("acc", "nmi", "ari")})
-    merged = ours.merge(ref, on=["_key", "_alg", "_var"], how="inner")
+    wide = ref.pivot_table(index=["dataset", "method", "variant"], columns="metric", values=["mean", "std"],
+                           aggfunc="first", dropna=False)
+    wide.columns = [f"paper_{m}" if stat == "mean" else f"paper_{m}_std" for stat, m in wide.columns]
+    wide = wide.reset_index().rename(columns={"dataset": "_key", "method": "_alg", "variant": "_var"})
+    merged = ours.merge(wide, on=["_key", "_alg", "_var"], how="inner")
+    merged = merged[merged[[f"paper_{m}" for m in metrics if f"paper_{m}" in merged]].notna().any(axis=1)]
     out = merged[["algorithm", "variant", "dataset", "arch", "n_seeds"]].copy()
-    display = ["algorithm", "variant", "dataset", "n_seeds"]
+    display = ["algorithm", "variant", "dataset"]
     for m in metrics:
         label = METRIC_LABELS.get(m, m)
-        paper = merged[f"paper_{m}"] if f"paper_{m}" in merged else pd.Series(np.nan, index=merged.index)
-        out[f"paper_{m}"] = paper
-        out[f"ours_{m}_mean"] = merged[f"{m}_mean"]
-        out[f"ours_{m}_std"] = merged[f"{m}_std"]
-        out[f"diff_{m}"] = merged[f"{m}_mean"] - paper
-        out[f"{label} paper"] = [MISSING if pd.isna(v) else f"{v:.{decimals}f}" for v in paper]
-        out[f"{label} ours"] = [format_mean_std(a, b, decimals) for a, b in zip(merged[f"{m}_mean"], merged[f"{m}_std"])]
-        display += [f"{label} paper", f"{label} ours"]
+        paper = merged[f"paper_{m}"].astype(float) if f"paper_{m}" in merged else pd.Series(np.nan, index=merged.index)
+        paper_std = merged[f"paper_{m}_std"].astype(float) if f"paper_{m}_std" in merged else paper * np.nan
+        out[f"paper_{m}"], out[f"paper_{m}_std"] = paper, paper_std
+        out[f"ours_{m}_mean"], out[f"ours_{m}_std"] = merged[f"{m}_mean"].astype(float), merged[f"{m}_std"].astype(float)
+        out[f"diff_{m}"] = out[f"ours_{m}_mean"] - paper
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = out[f"diff_{m}"] / paper_std.where(paper_std > 0)
+        out[f"diff_std_{m}"] = z
+        out[f"mark_{m}"] = ["" if pd.isna(v) else (MARK_OFF if abs(v) > threshold else MARK_OK) for v in z]
+        out[f"{label} paper"] = [
+            MISSING if pd.isna(a) else (f"{a:.{decimals}f}" if pd.isna(b) else format_mean_std(a, b, decimals))
+            for a, b in zip(paper, paper_std)
+        ]
+        out[f"{label} ours"] = [format_mean_std(a, b, decimals) for a, b in zip(out[f"ours_{m}_mean"], out[f"ours_{m}_std"])]
+        out[f"{label} Δ (σ)"] = [MISSING if pd.isna(v) else f"{v:+.{decimals}f}" for v in z]
+        with_std = paper_std.notna().any()
+        display += [f"{label} paper", f"{label} ours"] + ([f"{label} Δ (σ)", f"mark_{m}"] if with_std else [])
+    display.insert(3 if len(metrics) > 1 else 5, "n_seeds")
+    if len(metrics) == 1:  # one metric: plain column names
+        m, label = metrics[0], METRIC_LABELS.get(metrics[0], metrics[0])
+        names = {f"paper_{m}": "paper_mean", f"paper_{m}_std": "paper_std", f"ours_{m}_mean": "ours_mean",
+                 f"ours_{m}_std": "ours_std", f"diff_{m}": "diff", f"diff_std_{m}": "diff_std", f"mark_{m}": "mark",
+                 f"{label} paper": "Paper", f"{label} ours": "Ours", f"{label} Δ (σ)": "Δ (σ)"}
+        out = out.rename(columns=names)
+        display = [names.get(c, c) for c in display]
     out = sort_cells(out, ["arch", "algorithm", "variant", "dataset"])
+    if out["arch"].nunique() > 1:
+        display.insert(0, "arch")
     out.attrs["display_columns"] = display
+    out.attrs["threshold"] = threshold
     return out
 
 
