@@ -167,6 +167,8 @@ class ResumableTraining:
         saved = self.checkpointer.load()
         if saved is not None:
             start_epoch, elapsed = self.restore(saved), float(saved["elapsed"])
+        #: the epoch this run continued from (0: it started afresh); recorded in its metrics
+        self.resumed_from = start_epoch
         if saved is not None and progress:
             log.info("[%s] resumed from %s at epoch %d", label, self.checkpointer.path, start_epoch)
         bar = Progress(label, epochs, enabled=progress, initial=start_epoch)

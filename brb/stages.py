@@ -63,6 +63,7 @@ def pretrain_stage(config: Config, data_path: Path, out_dir: Path, progress: boo
         wall_time_s=result.wall_time_s,
         final_loss=float(result.history["loss"].iloc[-1]) if len(result.history) else None,
         method=config.pretrain.resolved_method(config.model.arch),
+        resumed_from_epoch=result.resumed_from,
     )
     result.checkpointer.clear()
     return {"checkpoint": out_dir / "model.pt", "history": out_dir / "history.parquet"}

@@ -70,6 +70,7 @@ def test_killed_run_resumes_to_identical_labels(digits, uninterrupted, tmp_path,
     ref = json.loads((uninterrupted / "metrics.json").read_text())
     for key in ("acc", "nmi", "ari", "purity", "brb_epochs"):
         assert ours[key] == ref[key]
+    assert ours["resumed_from_epoch"] == saved_epoch and ref["resumed_from_epoch"] == 0
     assert not (out / "resume.pt").exists()
 
 
@@ -82,8 +83,11 @@ def test_pretraining_resumes_after_sigterm(digits, tmp_path):
     code, err = _run_until_epoch(cmd(tmp_path / "cut"), 5, signal.SIGTERM)
     assert code == 143 and not (tmp_path / "cut" / "model.pt").exists()
     subprocess.run(cmd(tmp_path / "cut"), check=True, capture_output=True, timeout=300)
-    a = torch.load(tmp_path / "full" / "model.pt", weights_only=False)["state_dict"]
-    b = torch.load(tmp_path / "cut" / "model.pt", weights_only=False)["state_dict"]
+    full = torch.load(tmp_path / "full" / "model.pt", weights_only=False)
+    cut = torch.load(tmp_path / "cut" / "model.pt", weights_only=False)
+    assert full["resumed_from_epoch"] == 0
+    assert cut["resumed_from_epoch"] >= 5  # it continued from the SIGTERM checkpoint instead of starting over
+    a, b = full["state_dict"], cut["state_dict"]
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 

@@ -125,6 +125,8 @@ def test_resume_continues_exactly(tmp_path):
     full = self_label(cfg, copy.deepcopy(model), centroids, data, progress=False, checkpoint_dir=tmp_path)
     assert (tmp_path / "resume.pt").is_file()  # the state after epoch 2 of 3
     resumed = self_label(cfg, copy.deepcopy(model), centroids, data, progress=False, checkpoint_dir=tmp_path)
+    assert full.metrics["resumed_from_epoch"] == 0
+    assert resumed.metrics["resumed_from_epoch"] == 2  # continued, not started over
     assert np.array_equal(full.labels, resumed.labels)
     assert resumed.history["loss"].tolist() == pytest.approx(full.history["loss"].tolist(), nan_ok=True)
     resumed.checkpointer.clear()

@@ -296,6 +296,7 @@ class _SelfLabeler(ResumableTraining):
         history["time_s"] = history["time_s"] - history["time_s"].iloc[0]
         last = self.history[-1]
         metrics = {
+            "resumed_from_epoch": self.resumed_from,
             **clustering_metrics(self.evaluate.y, self.labels),
             "n_clusters": self.n_clusters,
             "n_nonempty_clusters": int(len(np.unique(self.labels))),

@@ -381,6 +381,7 @@ class ClusterTrainer(ResumableTraining):
             "brb_epochs": [int(r["epoch"]) for r in self.history if r["brb"]],
             "wall_time_s": wall,
             "initial_acc": float(self.history[0]["acc"]),
+            "resumed_from_epoch": self.resumed_from,
         }
         return ClusterResult(
             labels=self.labels,

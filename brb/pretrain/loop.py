@@ -25,6 +25,8 @@ class PretrainResult:
     history: pd.DataFrame
     wall_time_s: float
     checkpointer: Checkpointer
+    #: the epoch this run continued from (0: it started afresh)
+    resumed_from: int = 0
 
 
 def run_pretraining(
@@ -81,4 +83,5 @@ def run_pretraining(
                 checkpointer.save(state(epoch + 1))
     history = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["epoch", "loss", "time_s"])
     model.eval()
-    return PretrainResult(model=model, history=history, wall_time_s=time.perf_counter() - start, checkpointer=checkpointer)
+    return PretrainResult(model=model, history=history, wall_time_s=time.perf_counter() - start, checkpointer=checkpointer,
+                          resumed_from=start_epoch)
