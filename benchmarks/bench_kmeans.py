@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Speed of k-means (n_init 10) through ``brb.cluster.brb_ops.recluster``: scikit-learn vs torch backend.
+"""Speed of k-means (n_init 10) through ``brb.interventions.brb_ops.recluster``: scikit-learn vs torch backend.
 
 Workload: Gaussian blobs shaped like the paper's embedding of Fashion-MNIST (70,000 points, 10 dimensions,
 10 clusters, ``--cluster-std`` so the clusters overlap; fixed ``--seed``), clustered into 10:
@@ -74,8 +74,8 @@ import torch  # noqa: E402
 sys.path.insert(0, str(HERE))
 import _common as C  # noqa: E402
 
-from brb.cluster.brb_ops import recluster, subsample_indices  # noqa: E402
 from brb.cluster.kmeans_torch import assign_clusters  # noqa: E402
+from brb.interventions.brb_ops import recluster, subsample_indices  # noqa: E402
 from brb.runtime import resolve_device  # noqa: E402
 
 

@@ -112,11 +112,11 @@ import yaml  # noqa: E402
 sys.path.insert(0, str(HERE))
 import _common as C  # noqa: E402
 
-from brb.cluster.brb_ops import recluster, soft_reset, subsample_indices  # noqa: E402
 from brb.cluster.trainer import ClusterTrainer, DeviceSubset, embed, new_model  # noqa: E402
 from brb.config import deep_merge, make_config  # noqa: E402
 from brb.data import load_prepared, prepare_dataset  # noqa: E402
 from brb.data.tensors import DeviceData  # noqa: E402
+from brb.interventions.brb_ops import recluster, soft_reset, subsample_indices  # noqa: E402
 from brb.metrics import clustering_metrics  # noqa: E402
 from brb.models.checkpoint import save_checkpoint  # noqa: E402
 from brb.pretrain import pretrain_autoencoder  # noqa: E402

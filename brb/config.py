@@ -401,6 +401,15 @@ class Config(_Section):
                 object.__setattr__(self.pretrain, key, value)
         return self
 
+    def with_network(self, arch: str) -> Config:
+        """This configuration for the network ``arch`` (e.g. the one a pretrained checkpoint holds): the keys
+        that were set explicitly are kept, every default is resolved again for that network."""
+        if arch == self.model.arch:
+            return self
+        values = self.model_dump(mode="json", exclude_unset=True)
+        values.setdefault("model", {})["arch"] = arch
+        return make_config(values)
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 

@@ -88,6 +88,7 @@ def cluster_stage(
     if pretrained is not None:
         model, payload = load_model(pretrained, input_shape=data.sample_shape)
         arch = payload["arch"]
+        config = config.with_network(arch)  # the checkpoint's network decides the defaults; recorded as applied
     env = job_environment(device)
     trainer = ClusterTrainer(config, data, model, checkpoint_dir=out_dir, eval_data=eval_data)
     result = trainer.fit(progress=progress)

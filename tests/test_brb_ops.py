@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from brb.cluster.brb_ops import recluster, soft_reset, subsample_indices
 from brb.cluster.losses import DCN, DEC, student_t_assignment, target_distribution
 from brb.config import make_config
+from brb.interventions.brb_ops import recluster, soft_reset, subsample_indices
 from brb.models.autoencoder import FeedForwardAutoencoder
 
 

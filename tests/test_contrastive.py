@@ -17,10 +17,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from cifar_files import write_cifar10, write_cifar100  # noqa: E402
 
 from brb.cli import main  # noqa: E402
-from brb.cluster.brb_ops import soft_reset  # noqa: E402
 from brb.config import make_config  # noqa: E402
 from brb.contrastive import decay_groups, nt_xent  # noqa: E402
 from brb.data import load_prepared, prepare_dataset  # noqa: E402
+from brb.interventions.brb_ops import soft_reset  # noqa: E402
 from brb.models import build_model  # noqa: E402
 from brb.models.resnet import WeightsError, cifar_resnet18, load_external_weights  # noqa: E402
 

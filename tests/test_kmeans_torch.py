@@ -7,7 +7,6 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from brb.cluster.brb_ops import recluster
 from brb.cluster.kmeans_torch import (
     AUTO_TORCH_MIN_POINTS,
     _update_centers,
@@ -15,6 +14,7 @@ from brb.cluster.kmeans_torch import (
     choose_kmeans_backend,
     kmeans_torch,
 )
+from brb.interventions.brb_ops import recluster
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,12 @@ import torch
 import torch.nn as nn
 
 from brb.cluster import ClusterTrainer
-from brb.cluster.brb_ops import fresh_parameters, soft_reset, subsample_indices
 from brb.cluster.losses import DCN
 from brb.cluster.trainer import _batches
 from brb.config import PAPER_SEEDS, make_config
 from brb.data.augment import RandomAffine
 from brb.data.prepared import PreparedData
+from brb.interventions.brb_ops import fresh_parameters, soft_reset, subsample_indices
 
 
 def _dcn(**cluster):
@@ -184,7 +184,7 @@ def test_d6_batchnorm_affine_untouched_unless_asked():
 def test_d6_trainer_soft_reset_skips_batchnorm_by_default():
     trainer = _trainer("dec", n=12)
     trainer.config.brb.variant = "reset"
-    trainer.parts = trainer.config.brb.parts()
+    trainer.brb.parts = trainer.config.brb.parts()
     bns = [m for m in trainer.model.encoder if isinstance(m, nn.BatchNorm1d)]
     before = [(b.weight.clone(), b.bias.clone()) for b in bns]
     linear = trainer.model.encoder[0].weight.clone()

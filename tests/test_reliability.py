@@ -120,7 +120,7 @@ def test_nan_loss_keeps_last_good_checkpoint(digits, tmp_path):
         trainer.fit(progress=False)
     saved = torch.load(tmp_path / "resume.pt", weights_only=False)["state"]
     assert saved["epoch"] == 2  # the state after epoch index 1, the last good one
-    assert all(torch.isfinite(v).all() for v in saved["model"].values() if v.is_floating_point())
+    assert all(torch.isfinite(v).all() for v in saved["stateful"]["model"].values() if v.is_floating_point())
 
 
 # --- bad inputs: (stage arguments, expected message) ----------------------------------------------

@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from brb.cluster import TrainingError
-from brb.cluster.brb_ops import recluster
 from brb.cluster.selflabel import balanced_weights, centroid_head, self_label, self_label_loss
 from brb.cluster.trainer import embed
 from brb.config import make_config
 from brb.data.augment import Cutout
 from brb.data.prepared import PreparedData
 from brb.data.tensors import DeviceData
+from brb.interventions.brb_ops import recluster
 from brb.metrics import clustering_metrics
 from brb.models.autoencoder import FeedForwardAutoencoder
 

@@ -1,8 +1,8 @@
 """Centroid-based deep clustering (DEC, IDEC, DCN) sharing one training loop, with BRB."""
 
-from brb.cluster.brb_ops import recluster, soft_reset, subsample_indices
 from brb.cluster.losses import DCN, DEC, IDEC, CentroidObjective
 from brb.cluster.trainer import ClusterResult, ClusterTrainer, TrainingError, embed, run_clustering
+from brb.interventions.brb_ops import recluster, soft_reset, subsample_indices
 
 __all__ = [
     "CentroidObjective",

@@ -12,7 +12,6 @@ epoch plus row 0, the state before training. Resumable from a checkpoint like th
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +23,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from brb.checkpointing import Checkpointer, Interrupted, ResumableTraining, stop_on_signals
-from brb.cluster.trainer import TrainingError, _batches, check_finite, embed
+from brb.checkpointing import Checkpointer
 from brb.config import Config
 from brb.data.augment import ColourAugment, Cutout, RandomAffine
 from brb.data.tensors import DeviceData
+from brb.engine.common import embed, shuffled_batches
+from brb.engine.loop import Engine, Method, TrainingError
 from brb.metrics import cluster_change, clustering_metrics
 from brb.runtime import autocast, setup_run
 
@@ -160,8 +160,10 @@ def self_label_loss(
 # --- training -------------------------------------------------------------------------------------
 
 
-class _SelfLabeler(ResumableTraining):
-    """The state of one self-labeling run: network, head, optimiser, views, history."""
+class _SelfLabeler(Method):
+    """One self-labeling run as an engine :class:`Method`: network, head, optimiser, views."""
+
+    finite_terms = {"loss": "self-labeling"}
 
     def __init__(
         self,
@@ -175,7 +177,7 @@ class _SelfLabeler(ResumableTraining):
         setup_run(config.run)  # seeds and threads; the device is the data's
         self.config = config
         self.device = train.device
-        self.train, self.evaluate = train, evaluate
+        self.train, self.evaluate_data = train, evaluate
         self.views = make_views(config, train, self.device)
         self.model = model.to(self.device)
         self.head = centroid_head(torch.as_tensor(centroids)).to(self.device)
@@ -184,11 +186,11 @@ class _SelfLabeler(ResumableTraining):
             [*self.model.parameters(), *self.head.parameters()], lr=s.lr, weight_decay=s.weight_decay
         )
         self.cpu_gen = torch.Generator().manual_seed(config.run.seed)
-        fingerprint = {"selflabel": config.fingerprint()}  # never mistaken for another stage's checkpoint
-        self.checkpointer = Checkpointer(checkpoint_dir, config.run.checkpoint_every, fingerprint)
-        self.history: list[dict] = []
+        self.checkpoint_dir = checkpoint_dir
+        self.epochs = s.epochs
+        self.label = f"selflabel {train.name} seed {config.run.seed}"
         self.labels, eval_confident = self.predict(epoch=0)
-        self._record(0, self.labels, eval_confident, {})
+        self._initial = {"epoch": 0, **self._row(self.labels, eval_confident, {}), "time_s": 0.0}
 
     @property
     def n_clusters(self) -> int:
@@ -197,7 +199,7 @@ class _SelfLabeler(ResumableTraining):
     def predict(self, epoch: int) -> tuple[np.ndarray, float]:
         """Head argmax on the clean embedding of the evaluation data, and the fraction above threshold."""
         c = self.config.cluster
-        z = embed(self.model, self.evaluate, c.eval_batch_size, self.config.run.precision)
+        z = embed(self.model, self.evaluate_data, c.eval_batch_size, self.config.run.precision)
         if z.shape[1] != self.head.in_features:
             raise TrainingError(
                 f"centroids have dimension {self.head.in_features} but the embedding has {z.shape[1]}"
@@ -221,7 +223,7 @@ class _SelfLabeler(ResumableTraining):
         self.model.train()
         total = torch.zeros((), device=self.device)
         n_steps = n_confident = n_seen = 0
-        for idx in _batches(len(self.train), s.batch_size, self.cpu_gen, self.device):
+        for idx in shuffled_batches(len(self.train), s.batch_size, self.cpu_gen, self.device):
             with torch.no_grad():
                 weak_logits = self._logits(self.train.batch(idx, self.views.weak))
             strong_logits = self._logits(self.train.batch(idx, self.views.strong))
@@ -235,69 +237,64 @@ class _SelfLabeler(ResumableTraining):
             self.optimizer.step()
             total += loss.detach()
             n_steps += 1
-        check_finite(total, "self-labeling", epoch)
         return {
             "loss": float(total) / max(n_steps, 1),
             "confident_fraction": n_confident / max(n_seen, 1),
             "n_steps": n_steps,
         }
 
-    def _record(self, epoch: int, labels: np.ndarray, eval_confident: float, losses: dict) -> dict:
-        """History row of the state after ``epoch`` epochs (row 0: before training)."""
-        row = {
-            "epoch": epoch,
+    def _row(self, labels: np.ndarray, eval_confident: float, losses: dict) -> dict:
+        """History values of the state whose head labels are ``labels`` (compared with ``self.labels``)."""
+        return {
             "loss": losses.get("loss", np.nan),
             "confident_fraction": losses.get("confident_fraction", np.nan),
             "n_steps": losses.get("n_steps", 0),
             "eval_confident_fraction": eval_confident,
-            **clustering_metrics(self.evaluate.y, labels),
-            "cluster_change": cluster_change(self.labels if self.history else labels, labels),
+            **clustering_metrics(self.evaluate_data.y, labels),
+            "cluster_change": cluster_change(self.labels, labels),
             "n_empty_clusters": self.n_clusters - len(np.unique(labels)),
-            "time_s": time.perf_counter(),
         }
-        self.history.append(row)
+
+    def start_history(self) -> list[dict]:
+        return [self._initial]
+
+    def evaluate(self, epoch: int, losses: dict[str, float]) -> dict:
+        labels, eval_confident = self.predict(epoch + 1)
+        row = self._row(labels, eval_confident, losses)
+        self.labels = labels
         return row
 
+    def progress_values(self, row: dict) -> dict:
+        return {"loss": row["loss"], "acc": row["acc"], "confident": row["confident_fraction"]}
+
     # --- resumable state -------------------------------------------------------------------------
-    def _generators(self) -> dict[str, torch.Generator]:
+    def generators(self) -> dict[str, torch.Generator]:
         return {"batches": self.cpu_gen, **self.views.generators}
 
     def stateful(self) -> dict:
         return {"model": self.model, "head": self.head, "optimizer": self.optimizer}
 
-    def _checkpoint_or_stop(self, epoch: int, stop, start: float) -> None:
-        """Write a checkpoint when due; on a requested stop write one and raise :class:`Interrupted`."""
-        total = self.config.selflabel.epochs
-        if stop.requested is not None:
-            self.checkpointer.save(self.state(epoch, time.perf_counter() - start))
-            raise Interrupted(
-                f"stopped by signal {stop.requested} after self-labeling epoch {epoch}/{total}; "
-                f"checkpoint {self.checkpointer.path} (re-run the same command to resume)"
-            )
-        if self.checkpointer.due(epoch, total):
-            self.checkpointer.save(self.state(epoch, time.perf_counter() - start))
+    def extra_state(self) -> dict:
+        return {"labels": self.labels}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.labels = state["labels"]
 
     def fit(self, progress: bool) -> SelfLabelResult:
-        epochs = self.config.selflabel.epochs
-        label = f"selflabel {self.train.name} seed {self.config.run.seed}"
-        start_epoch, start, bar = self.resume(label, epochs, progress)
-        with stop_on_signals() as stop:
-            for epoch in range(start_epoch, epochs):
-                losses = self.train_epoch(epoch)
-                labels, eval_confident = self.predict(epoch + 1)
-                row = self._record(epoch + 1, labels, eval_confident, losses)  # compares with self.labels
-                self.labels = labels
-                bar.update(epoch + 1, loss=row["loss"], acc=row["acc"], confident=row["confident_fraction"])
-                self._checkpoint_or_stop(epoch + 1, stop, start)
-        return self._result(time.perf_counter() - start)
+        engine = Engine(self, checkpoint_dir=self.checkpoint_dir, checkpoint_every=self.config.run.checkpoint_every,
+                        fingerprint={"selflabel": self.config.fingerprint()},  # never mistaken for another stage's
+                        progress=progress)
+        self.checkpointer = engine.checkpointer
+        fit = engine.fit()
+        self.history, self.resumed_from = fit.history, fit.resumed_from
+        return self._result(fit.wall_time_s)
 
     def _result(self, wall: float) -> SelfLabelResult:
         history = pd.DataFrame(self.history)
-        history["time_s"] = history["time_s"] - history["time_s"].iloc[0]
         last = self.history[-1]
         metrics = {
             "resumed_from_epoch": self.resumed_from,
-            **clustering_metrics(self.evaluate.y, self.labels),
+            **clustering_metrics(self.evaluate_data.y, self.labels),
             "n_clusters": self.n_clusters,
             "n_nonempty_clusters": int(len(np.unique(self.labels))),
             "epochs": self.config.selflabel.epochs,

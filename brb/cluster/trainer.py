@@ -12,7 +12,6 @@ see the clean batch and, with ``cluster.augment``, an augmented view.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -23,79 +22,28 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from brb.checkpointing import Checkpointer, Interrupted, ResumableTraining, stop_on_signals
-from brb.cluster.brb_ops import recluster, soft_reset, subsample_indices
 from brb.cluster.losses import CentroidObjective
 from brb.config import Config
 from brb.contrastive import nt_xent
-from brb.data.augment import ColourAugment, RandomAffine
 from brb.data.prepared import PreparedData
 from brb.data.tensors import DeviceData
+from brb.engine.common import (  # noqa: F401  (embed, new_model, ... are also imported from here)
+    DeviceSubset,
+    device_splits,
+    embed,
+    is_contrastive,
+    make_augmenter,
+    new_model,
+    shuffled_batches,
+)
+from brb.engine.loop import Engine, Method, TrainingError
+from brb.interventions.brb import BRB
+from brb.interventions.brb_ops import recluster
 from brb.metrics import cluster_change, clustering_metrics
-from brb.models import architecture, build_model
 from brb.registry import REGISTRY
 from brb.runtime import autocast, setup_run
 
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (a non-finite loss, an impossible cluster count); the message says where."""
-
-
-@torch.inference_mode()
-def embed(model: nn.Module, data: DeviceData, batch_size: int = 4096, precision: str = "fp32") -> torch.Tensor:
-    """Embedding of the whole dataset in eval mode, in large batches (float32 result)."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    with autocast(device, precision):
-        z = torch.cat([model.encode(x).float() for x in data.iter_batches(batch_size)])
-    model.train(was_training)
-    return z
-
-
-def make_augmenter(config: Config, data: DeviceData, device: torch.device):
-    """The batch augmentation of ``config.augment`` (None for feature data), seeded from ``run.seed``."""
-    if not data.is_image:
-        return None
-    gen = torch.Generator(device=device)
-    gen.manual_seed(config.run.seed + 7919)
-    a = config.augment
-    kind = a.kind if a.kind != "auto" else ("colour" if data.sample_shape[0] == 3 else "affine")
-    if kind == "colour":
-        return ColourAugment(
-            (a.crop_scale_min, 1.0), a.flip, a.jitter, a.jitter_p, a.grey_p, a.solarize_p, generator=gen
-        )
-    return RandomAffine(a.degrees, a.translate, a.shear, generator=gen, interpolation=a.interpolation,
-                        pixel_translate=a.pixel_translate)
-
-
-def new_model(config: Config, data: DeviceData, n_clusters: int) -> nn.Module:
-    """A freshly initialised network of ``config.model`` (with ``model.weights`` loaded, when set)."""
-    m = config.model
-    kwargs = {"input_shape": data.sample_shape, "embedding_dim": m.embedding_dim or n_clusters,
-              "hidden": m.hidden, "batch_norm": m.batch_norm}
-    if hasattr(architecture(m.arch), "project"):
-        kwargs["projection"] = m.projection
-    model = build_model(m.arch, **kwargs)
-    if m.weights is not None:
-        from brb.models.resnet import load_external_weights
-
-        if not hasattr(model, "project"):
-            raise TrainingError(f"model.weights is for the resnet18 network, not {m.arch!r}")
-        load_external_weights(model, m.weights)
-    return model
-
-
-def is_contrastive(model: nn.Module) -> bool:
-    return hasattr(model, "project")
-
-
-def check_finite(value: torch.Tensor, term: str, epoch: int) -> None:
-    if not torch.isfinite(value).all():
-        raise TrainingError(
-            f"non-finite {term} loss ({value.item()}) at epoch {epoch}; lower the learning rate or check the "
-            "input data. The run's outputs were not written; its last resume checkpoint (if any) is kept."
-        )
+_batches = shuffled_batches  # the name tests and benchmarks know
 
 
 @dataclass
@@ -109,23 +57,13 @@ class ClusterResult:
     extra: dict = field(default_factory=dict)
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator, device=None,
-             drop_last: bool = False) -> list[torch.Tensor]:
-    """Shuffled index batches (drawn on the CPU for reproducibility, moved to ``device`` at once). With
-    ``drop_last`` a last partial batch is dropped (unless it is the only one)."""
-    perm = torch.randperm(n, generator=generator)
-    if device is not None:
-        perm = perm.to(device)
-    parts = list(perm.split(batch_size))
-    if drop_last and len(parts) > 1 and len(parts[-1]) < batch_size:
-        parts.pop()
-    if len(parts) > 1 and len(parts[-1]) < 2:  # BatchNorm cannot train on a single sample
-        parts[-2] = torch.cat([parts[-2], parts.pop()])
-    return parts
+class ClusterTrainer(Method):
+    """Deep clustering of one dataset with one centroid-based method, as an engine :class:`Method`; BRB (an
+    intervention hook, parts switched by ``config.brb``) acts on it through the capabilities it declares
+    (:class:`brb.interventions.brb.SupportsBRB`)."""
 
-
-class ClusterTrainer(ResumableTraining):
-    """Deep clustering of one dataset with one algorithm; BRB parts switched by ``config.brb``."""
+    finite_terms = {"loss_cluster": "clustering", "loss_reconstruction": "reconstruction",
+                    "loss_contrastive": "contrastive"}
 
     def __init__(
         self,
@@ -138,7 +76,9 @@ class ClusterTrainer(ResumableTraining):
         """``data`` trains; ``eval_data`` (default: ``data``) is what the history and the final labels are
         computed on. A :class:`PreparedData` is split as ``config.data.split`` says."""
         self.config = config
-        self.checkpointer = Checkpointer(checkpoint_dir, config.run.checkpoint_every, config.fingerprint())
+        self.checkpoint_dir = checkpoint_dir
+        self.label = f"{config.cluster.algorithm}/{config.brb.variant} seed {config.run.seed}"
+        self.epochs = config.cluster.epochs
         self.device = setup_run(config.run)
         if isinstance(data, PreparedData):
             data, eval_data = device_splits(config, data, self.device)
@@ -164,7 +104,7 @@ class ClusterTrainer(ResumableTraining):
             raise TrainingError(f"the model passed in is not a {config.model.arch} network, as model.arch says")
         self.cpu_gen = torch.Generator().manual_seed(config.run.seed)
         self.augmenter = make_augmenter(config, data, self.device) if c.augment else None
-        self.parts = config.brb.parts()
+        self.brb = BRB(config.brb, config.run.seed, config.run.kmeans)
 
         z = embed(self.model, data, c.eval_batch_size, config.run.precision)
         init = recluster(z, self.n_clusters, "kmeans", config.run.seed, c.kmeans_n_init, backend=config.run.kmeans)
@@ -176,32 +116,29 @@ class ClusterTrainer(ResumableTraining):
         if self.objective.learned_centroids:
             params.append({"params": [self.objective.centroids], "name": "centroids"})
         self.optimizer = torch.optim.Adam(params, lr=c.lr)
-        self.history: list[dict] = []
         self.labels = self.objective.predict(z).cpu().numpy()
-        self._record(0, self.labels, z, losses={})
+        self._initial = self._row(self.labels, losses={})
 
-    # --- BRB -------------------------------------------------------------------------------------
-    def brb_due(self, epoch: int) -> bool:
-        return epoch > 0 and epoch % self.config.brb.interval == 0 and any(self.parts.values())
+    # --- what BRB needs (brb.interventions.brb.SupportsBRB) ------------------------------------------
+    def named_reset_blocks(self, include_embedding: bool = False) -> list[tuple[str, list[nn.Module]]]:
+        return self.model.named_reset_blocks(include_embedding=include_embedding)
+
+    def n_train(self) -> int:
+        return len(self.data)
+
+    def embed_rows(self, index: np.ndarray) -> torch.Tensor:
+        return embed(self.model, DeviceSubset(self.data, index), self.config.cluster.eval_batch_size,
+                     self.config.run.precision)
+
+    def set_centroids(self, centroids: torch.Tensor) -> None:
+        self.objective.set_centroids(centroids)
+
+    def reset_centroid_momentum(self, steps: bool) -> None:
+        self.objective.reset_momentum(self.optimizer, steps=steps)
 
     def apply_brb(self, epoch: int) -> None:
-        b = self.config.brb
-        if self.parts["soft_reset"]:
-            named = self.model.named_reset_blocks(include_embedding=b.reset_embedding)
-            for (_, block), alpha in zip(named, b.block_alphas([name for name, _ in named])):
-                soft_reset(block, alpha, init=b.reset_init, batchnorm=b.reset_batchnorm)
-        if self.parts["recluster"]:
-            idx = subsample_indices(len(self.data), b.subsample, self.config.run.seed * 100003 + epoch,
-                                    b.subsample_mode)
-            sub = DeviceSubset(self.data, idx)
-            z = embed(self.model, sub, self.config.cluster.eval_batch_size, self.config.run.precision)
-            centers = recluster(
-                z, self.n_clusters, b.recluster_method, self.config.run.seed + epoch, b.kmeans_n_init,
-                backend=self.config.run.kmeans,
-            )
-            self.objective.set_centroids(torch.from_numpy(centers))
-        if self.parts["momentum_reset"]:
-            self.objective.reset_momentum(self.optimizer, steps=b.reset_momentum_steps)
+        """BRB's parts as ``config.brb`` switches them, now (the engine calls it through the BRB hook)."""
+        self.brb.apply(self, epoch)
 
     # --- one epoch -------------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> dict[str, float]:
@@ -248,10 +185,7 @@ class ClusterTrainer(ResumableTraining):
             n_batches += 1
         if self.objective.updates_after_epoch:
             self._centroid_pass()
-        # one device synchronisation per epoch; a non-finite batch loss makes its epoch sum non-finite
-        check_finite(sums["loss_cluster"], "clustering", epoch)
-        check_finite(sums["loss_reconstruction"], "reconstruction", epoch)
-        check_finite(sums["loss_contrastive"], "contrastive", epoch)
+        # a non-finite batch loss makes its epoch sum non-finite: the engine's NaN guard checks finite_terms
         return {k: float(v) / max(n_batches, 1) for k, v in sums.items()}
 
     def _forward(self, x: torch.Tensor, x_aug: Optional[torch.Tensor], reconstruct: bool):
@@ -303,26 +237,39 @@ class ClusterTrainer(ResumableTraining):
         first = self.data.batch(idx, self.augmenter if self.contrastive else None)
         return first, self.data.batch(idx, self.augmenter)
 
-    def _record(self, epoch: int, labels: np.ndarray, z: torch.Tensor, losses: dict) -> dict:
-        """History row of the state after ``epoch`` epochs. ``brb`` becomes True when BRB is applied to
-        this state, i.e. at the start of (0-indexed) epoch ``epoch``; so BRB rows are T, 2T, ..."""
-        previous = self.labels  # the previous epoch's labels
+    def _row(self, labels: np.ndarray, losses: dict) -> dict:
+        """History values of the state whose labels are ``labels`` (compared with the previous ``self.labels``).
+        ``brb`` becomes True when BRB is applied to this state, i.e. at the start of the next epoch."""
         n_used = len(np.unique(labels))
-        row = {
-            "epoch": epoch,
+        return {
+            **({"epoch": 0} if not losses else {}),
             "loss": losses.get("loss", np.nan),
             "loss_cluster": losses.get("loss_cluster", np.nan),
             "loss_reconstruction": losses.get("loss_reconstruction", np.nan),
             "loss_contrastive": losses.get("loss_contrastive", np.nan),
             **clustering_metrics(self.eval_data.y, labels),
-            "cluster_change": cluster_change(previous, labels),
+            "cluster_change": cluster_change(self.labels, labels),
             "brb": False,
             "n_empty_clusters": self.n_clusters - n_used,
             "n_reseeded": 0,
-            "time_s": time.perf_counter(),
+            **({"time_s": 0.0} if not losses else {}),
         }
-        self.history.append(row)
+
+    def start_history(self) -> list[dict]:
+        return [self._initial]
+
+    def evaluate(self, epoch: int, losses: dict[str, float]) -> dict:
+        c = self.config.cluster
+        z = embed(self.model, self.eval_data, c.eval_batch_size, self.config.run.precision)
+        labels = self.objective.predict(z).cpu().numpy()
+        row = self._row(labels, losses)
+        self.labels = labels
+        if c.empty_clusters == "reseed" and row["n_empty_clusters"] > 0:
+            row["n_reseeded"] = self.reseed_empty(z, labels)
         return row
+
+    def progress_values(self, row: dict) -> dict:
+        return {"loss": row["loss"], "acc": row["acc"]}
 
     def reseed_empty(self, z: torch.Tensor, labels: np.ndarray) -> int:
         """Move each empty cluster's centroid onto the point farthest from its own centroid."""
@@ -337,51 +284,35 @@ class ClusterTrainer(ResumableTraining):
         return len(empty)
 
     # --- resumable state ---------------------------------------------------------------------------
-    def _generators(self) -> dict:
+    def generators(self) -> dict:
         return {"batches": self.cpu_gen, "augment": self.augmenter.generator if self.augmenter else None}
 
     def stateful(self) -> dict:
         return {"model": self.model, "optimizer": self.optimizer, "objective": self.objective}
 
+    def extra_state(self) -> dict:
+        return {"labels": self.labels}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.labels = state["labels"]
+
     def fit(self, progress: bool = True) -> ClusterResult:
-        c = self.config.cluster
-        label = f"{c.algorithm}/{self.config.brb.variant} seed {self.config.run.seed}"
-        start_epoch, start, bar = self.resume(label, c.epochs, progress)
-        with stop_on_signals() as stop:
-            for epoch in range(start_epoch, c.epochs):
-                fired = self.brb_due(epoch)
-                if fired:
-                    self.apply_brb(epoch)
-                    self.history[-1]["brb"] = True  # the row of the state BRB was applied to
-                losses = self.train_epoch(epoch)
-                z = embed(self.model, self.eval_data, c.eval_batch_size, self.config.run.precision)
-                labels = self.objective.predict(z).cpu().numpy()
-                row = self._record(epoch + 1, labels, z, losses)  # compares with self.labels
-                self.labels = labels
-                if c.empty_clusters == "reseed" and row["n_empty_clusters"] > 0:
-                    row["n_reseeded"] = self.reseed_empty(z, labels)
-                bar.update(epoch + 1, loss=row["loss"], acc=row["acc"], brb=int(fired))
-                if stop.requested is not None:
-                    self.checkpointer.save(self.state(epoch + 1, time.perf_counter() - start))
-                    raise Interrupted(
-                        f"stopped by signal {stop.requested} after epoch {epoch + 1}/{c.epochs}; "
-                        f"checkpoint {self.checkpointer.path} (re-run the same command to resume)"
-                    )
-                if self.checkpointer.due(epoch + 1, c.epochs):
-                    self.checkpointer.save(self.state(epoch + 1, time.perf_counter() - start))
-        wall = time.perf_counter() - start
-        history = pd.DataFrame(self.history)
-        history["time_s"] = history["time_s"] - history["time_s"].iloc[0]
-        final = clustering_metrics(self.eval_data.y, self.labels)
+        """Train on the engine with the BRB hook; resumable when the trainer has a checkpoint directory."""
+        engine = Engine(self, hooks=[self.brb], checkpoint_dir=self.checkpoint_dir,
+                        checkpoint_every=self.config.run.checkpoint_every, fingerprint=self.config.fingerprint(),
+                        progress=progress)
+        self.checkpointer = engine.checkpointer
+        fit = engine.fit()
+        history = pd.DataFrame(fit.history)
         metrics = {
-            **final,
+            **clustering_metrics(self.eval_data.y, self.labels),
             "n_clusters": self.n_clusters,
             "n_nonempty_clusters": int(len(np.unique(self.labels))),
-            "epochs": c.epochs,
-            "brb_epochs": [int(r["epoch"]) for r in self.history if r["brb"]],
-            "wall_time_s": wall,
-            "initial_acc": float(self.history[0]["acc"]),
-            "resumed_from_epoch": self.resumed_from,
+            "epochs": self.epochs,
+            "brb_epochs": [int(r["epoch"]) for r in fit.history if r["brb"]],
+            "wall_time_s": fit.wall_time_s,
+            "initial_acc": float(fit.history[0]["acc"]),
+            "resumed_from_epoch": fit.resumed_from,
         }
         return ClusterResult(
             labels=self.labels,
@@ -391,34 +322,6 @@ class ClusterTrainer(ResumableTraining):
             model=self.model,
             objective=self.objective,
         )
-
-
-def device_splits(config: Config, data: PreparedData, device) -> tuple[DeviceData, DeviceData]:
-    """(training data, evaluation data) on ``device`` as ``config.data.split`` says: the same object for
-    ``combined``; the train split and the test split (normalised with the train split's statistics) for
-    ``train_test``."""
-    d = config.data
-    if d.split == "combined":
-        both = DeviceData(data, device, d.normalize, d.resize)
-        return both, both
-    train = DeviceData(data.part("train"), device, d.normalize, d.resize)
-    test = DeviceData(data.part("test"), device, d.normalize, d.resize, statistics=(train.mean, train.std))
-    return train, test
-
-
-class DeviceSubset:
-    """A view of some rows of a :class:`DeviceData` (for embedding a reclustering subsample)."""
-
-    def __init__(self, data: DeviceData, index: np.ndarray):
-        self.data = data
-        self.index = torch.as_tensor(index, device=data.device)
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def iter_batches(self, batch_size: int):
-        for part in self.index.split(batch_size):
-            yield self.data.batch(part)
 
 
 def run_clustering(

@@ -8,12 +8,12 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from brb.cluster.trainer import _batches, check_finite, embed, make_augmenter, new_model
 from brb.config import Config
 from brb.contrastive import make_optimizer
 from brb.data.prepared import PreparedData
 from brb.data.tensors import DeviceData
-from brb.pretrain.loop import PretrainResult, run_pretraining
+from brb.engine.common import embed, make_augmenter, new_model, shuffled_batches
+from brb.pretrain.loop import PretrainMethod, PretrainResult, run_pretraining
 from brb.runtime import autocast, setup_run
 
 
@@ -33,7 +33,7 @@ def pretrain_autoencoder(
 
     def train_epoch(epoch: int) -> dict[str, float]:
         total, n = torch.zeros((), device=device), 0
-        for idx in _batches(len(ddata), p.batch_size, gen, device):
+        for idx in shuffled_batches(len(ddata), p.batch_size, gen, device):
             x = ddata.batch(idx)
             if augmenter is not None:
                 x = torch.cat([x, ddata.batch(idx, augmenter)])
@@ -45,12 +45,12 @@ def pretrain_autoencoder(
             optimizer.step()
             total += loss.detach()
             n += 1
-        check_finite(total, "reconstruction", epoch)  # one synchronisation per epoch
         return {"loss": float(total) / max(n, 1)}
 
     generators = {"batches": gen, "augment": augmenter.generator if augmenter else None}
     label = f"pretrain {data.name} seed {config.run.seed}"
-    return run_pretraining(config, model, optimizer, generators, train_epoch, label, progress, checkpoint_dir)
+    method = PretrainMethod(label, p.epochs, model, optimizer, generators, train_epoch, "reconstruction")
+    return run_pretraining(config, method, progress, checkpoint_dir)
 
 
 __all__ = ["PretrainResult", "pretrain_autoencoder", "embed"]

@@ -1,9 +1,8 @@
-"""The epoch loop every pretraining method shares: resume, progress, checkpoints, SIGTERM."""
+"""Pretraining methods on the training engine: a method supplies its network, optimiser, generators and one
+epoch of training; :class:`brb.engine.loop.Engine` does the rest (resume, checkpoints, SIGTERM, NaN guard)."""
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,11 +12,10 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from brb.checkpointing import Checkpointer, Interrupted, restore_rng_state, rng_state, stop_on_signals
+from brb.checkpointing import Checkpointer
 from brb.config import Config
-from brb.runtime import Progress
+from brb.engine.loop import Engine, Method
 
-log = logging.getLogger(__name__)
 
 @dataclass
 class PretrainResult:
@@ -29,59 +27,37 @@ class PretrainResult:
     resumed_from: int = 0
 
 
-def run_pretraining(
-    config: Config,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    generators: dict,
-    train_epoch: Callable[[int], dict[str, float]],
-    label: str,
-    progress: bool = True,
-    checkpoint_dir: Optional[Path] = None,
-) -> PretrainResult:
-    """Call ``train_epoch(epoch)`` for ``config.pretrain.epochs`` epochs; it returns the epoch's history values
-    (``loss`` first). With ``checkpoint_dir`` the model, optimiser, ``generators`` and history are saved every
-    ``run.checkpoint_every`` epochs and on SIGTERM (then :class:`Interrupted`), and picked up again."""
-    epochs = config.pretrain.epochs
-    checkpointer = Checkpointer(checkpoint_dir, config.run.checkpoint_every, {"pretrain": config.fingerprint()})
-    rows: list[dict] = []
-    start_epoch, elapsed = 0, 0.0
-    saved = checkpointer.load()
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        restore_rng_state(saved["rng"], generators)
-        rows, start_epoch, elapsed = saved["history"], saved["epoch"], saved["elapsed"]
-    if saved is not None and progress:
-        log.info("[%s] resumed from %s at epoch %d", label, checkpointer.path, start_epoch)
-    bar = Progress(label, epochs, enabled=progress, initial=start_epoch)
-    start = time.perf_counter() - elapsed
+class PretrainMethod(Method):
+    """A pretraining method as the engine sees it: ``train_epoch(epoch)`` returns the epoch's mean losses,
+    ``loss`` first, checked by the NaN guard under the name ``term``."""
 
-    def state(epoch: int) -> dict:
-        return {
-            "epoch": epoch,
-            "elapsed": time.perf_counter() - start,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "history": rows,
-            "rng": rng_state(generators),
-        }
+    def __init__(self, label: str, epochs: int, model: nn.Module, optimizer: torch.optim.Optimizer,
+                 generators: dict, train_epoch: Callable[[int], dict[str, float]], term: str):
+        self.label, self.epochs = label, epochs
+        self.model, self.optimizer = model, optimizer
+        self._generators, self._train_epoch = generators, train_epoch
+        self.finite_terms = {"loss": term}
 
-    with stop_on_signals() as stop:
-        for epoch in range(start_epoch, epochs):
-            model.train()
-            values = train_epoch(epoch)
-            rows.append({"epoch": epoch + 1, **values, "time_s": time.perf_counter() - start})
-            bar.update(epoch + 1, **{k: v for k, v in values.items() if k == "loss"})
-            if stop.requested is not None:
-                checkpointer.save(state(epoch + 1))
-                raise Interrupted(
-                    f"stopped by signal {stop.requested} after epoch {epoch + 1}/{epochs}; "
-                    f"checkpoint {checkpointer.path} (re-run the same command to resume)"
-                )
-            if checkpointer.due(epoch + 1, epochs):
-                checkpointer.save(state(epoch + 1))
-    history = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["epoch", "loss", "time_s"])
-    model.eval()
-    return PretrainResult(model=model, history=history, wall_time_s=time.perf_counter() - start, checkpointer=checkpointer,
-                          resumed_from=start_epoch)
+    def stateful(self) -> dict:
+        return {"model": self.model, "optimizer": self.optimizer}
+
+    def generators(self) -> dict:
+        return self._generators
+
+    def on_epoch_start(self, engine: Engine, epoch: int) -> None:
+        self.model.train()
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        return self._train_epoch(epoch)
+
+
+def run_pretraining(config: Config, method: PretrainMethod, progress: bool = True,
+                    checkpoint_dir: Optional[Path] = None) -> PretrainResult:
+    """Run ``method`` for ``config.pretrain.epochs`` epochs on the engine; with ``checkpoint_dir`` resumable."""
+    engine = Engine(method, checkpoint_dir=checkpoint_dir, checkpoint_every=config.run.checkpoint_every,
+                    fingerprint={"pretrain": config.fingerprint()}, progress=progress)
+    fit = engine.fit()
+    history = pd.DataFrame(fit.history) if fit.history else pd.DataFrame(columns=["epoch", "loss", "time_s"])
+    method.model.eval()
+    return PretrainResult(model=method.model, history=history, wall_time_s=fit.wall_time_s,
+                          checkpointer=engine.checkpointer, resumed_from=fit.resumed_from)

@@ -8,12 +8,13 @@ from typing import Optional
 
 import torch
 
-from brb.cluster.trainer import TrainingError, _batches, check_finite, make_augmenter, new_model
 from brb.config import Config
 from brb.contrastive import make_optimizer, nt_xent
 from brb.data.prepared import PreparedData
 from brb.data.tensors import DeviceData
-from brb.pretrain.loop import PretrainResult, run_pretraining
+from brb.engine.common import make_augmenter, new_model, shuffled_batches
+from brb.engine.loop import TrainingError
+from brb.pretrain.loop import PretrainMethod, PretrainResult, run_pretraining
 from brb.runtime import autocast, setup_run
 
 
@@ -38,7 +39,7 @@ def pretrain_simclr(
 
     def train_epoch(epoch: int) -> dict[str, float]:
         total, n = torch.zeros((), device=device), 0
-        for idx in _batches(len(ddata), p.batch_size, gen, device):
+        for idx in shuffled_batches(len(ddata), p.batch_size, gen, device):
             views = torch.cat([ddata.batch(idx, augmenter), ddata.batch(idx, augmenter)])
             with autocast(device, config.run.precision):
                 proj = model.project(model.encode(views))
@@ -48,12 +49,12 @@ def pretrain_simclr(
             optimizer.step()
             total += loss.detach()
             n += 1
-        check_finite(total, "contrastive", epoch)
         return {"loss": float(total) / max(n, 1)}
 
     generators = {"batches": gen, "augment": augmenter.generator}
     label = f"simclr {data.name} seed {config.run.seed}"
-    return run_pretraining(config, model, optimizer, generators, train_epoch, label, progress, checkpoint_dir)
+    method = PretrainMethod(label, p.epochs, model, optimizer, generators, train_epoch, "contrastive")
+    return run_pretraining(config, method, progress, checkpoint_dir)
 
 
 def pretrain(config: Config, data: PreparedData, progress: bool = True, checkpoint_dir: Optional[Path] = None):

@@ -18,8 +18,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from brb.cluster.kmeans_torch import choose_kmeans_backend, kmeans_torch
-
 
 @torch.no_grad()
 def fresh_parameters(layer: nn.Module, init: str = "kaiming") -> list[torch.Tensor]:
@@ -147,6 +145,8 @@ def _as_numpy(z: Union[np.ndarray, torch.Tensor]) -> np.ndarray:
 
 def _kmeans_on_device(z: Union[np.ndarray, torch.Tensor], k: int, seed: int, n_init: int) -> np.ndarray:
     """k-means with :func:`kmeans_torch` on the device ``z`` lives on (the CPU for a numpy array)."""
+    from brb.cluster.kmeans_torch import kmeans_torch
+
     zt = z if isinstance(z, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(z))
     return kmeans_torch(zt, k, seed, n_init).cpu().numpy()
 
@@ -165,6 +165,8 @@ def recluster(z: Union[np.ndarray, torch.Tensor], k: int, method: str = "kmeans"
         fn = RECLUSTER_METHODS[method]
     except KeyError:
         raise ValueError(f"unknown recluster method {method!r}; known: {', '.join(RECLUSTER_METHODS)}") from None
+    from brb.cluster.kmeans_torch import choose_kmeans_backend
+
     device = z.device if isinstance(z, torch.Tensor) else "cpu"
     chosen = choose_kmeans_backend(backend, len(z), device)  # validates ``backend`` for every method
     if method == "kmeans" and chosen == "torch":

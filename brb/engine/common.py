@@ -1,0 +1,107 @@
+"""Helpers every training method shares: networks, augmentation, batches, embeddings, data splits."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from brb.config import Config
+from brb.data.augment import ColourAugment, RandomAffine
+from brb.data.prepared import PreparedData
+from brb.data.tensors import DeviceData
+from brb.engine.loop import TrainingError
+from brb.models import architecture, build_model
+from brb.runtime import autocast
+
+
+@torch.inference_mode()
+def embed(model: nn.Module, data: DeviceData, batch_size: int = 4096, precision: str = "fp32") -> torch.Tensor:
+    """Embedding of the whole dataset in eval mode, in large batches (float32 result)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    with autocast(device, precision):
+        z = torch.cat([model.encode(x).float() for x in data.iter_batches(batch_size)])
+    model.train(was_training)
+    return z
+
+
+def make_augmenter(config: Config, data: DeviceData, device: torch.device):
+    """The batch augmentation of ``config.augment`` (None for feature data), seeded from ``run.seed``."""
+    if not data.is_image:
+        return None
+    gen = torch.Generator(device=device)
+    gen.manual_seed(config.run.seed + 7919)
+    a = config.augment
+    kind = a.kind if a.kind != "auto" else ("colour" if data.sample_shape[0] == 3 else "affine")
+    if kind == "colour":
+        return ColourAugment(
+            (a.crop_scale_min, 1.0), a.flip, a.jitter, a.jitter_p, a.grey_p, a.solarize_p, generator=gen
+        )
+    return RandomAffine(a.degrees, a.translate, a.shear, generator=gen, interpolation=a.interpolation,
+                        pixel_translate=a.pixel_translate)
+
+
+def new_model(config: Config, data: DeviceData, n_clusters: int) -> nn.Module:
+    """A freshly initialised network of ``config.model`` (with ``model.weights`` loaded, when set)."""
+    m = config.model
+    kwargs = {"input_shape": data.sample_shape, "embedding_dim": m.embedding_dim or n_clusters,
+              "hidden": m.hidden, "batch_norm": m.batch_norm}
+    if hasattr(architecture(m.arch), "project"):
+        kwargs["projection"] = m.projection
+    model = build_model(m.arch, **kwargs)
+    if m.weights is not None:
+        from brb.models.resnet import load_external_weights
+
+        if not hasattr(model, "project"):
+            raise TrainingError(f"model.weights is for the resnet18 network, not {m.arch!r}")
+        load_external_weights(model, m.weights)
+    return model
+
+
+def is_contrastive(model: nn.Module) -> bool:
+    return hasattr(model, "project")
+
+
+def shuffled_batches(n: int, batch_size: int, generator: torch.Generator, device=None,
+             drop_last: bool = False) -> list[torch.Tensor]:
+    """Shuffled index batches (drawn on the CPU for reproducibility, moved to ``device`` at once). With
+    ``drop_last`` a last partial batch is dropped (unless it is the only one)."""
+    perm = torch.randperm(n, generator=generator)
+    if device is not None:
+        perm = perm.to(device)
+    parts = list(perm.split(batch_size))
+    if drop_last and len(parts) > 1 and len(parts[-1]) < batch_size:
+        parts.pop()
+    if len(parts) > 1 and len(parts[-1]) < 2:  # BatchNorm cannot train on a single sample
+        parts[-2] = torch.cat([parts[-2], parts.pop()])
+    return parts
+
+
+def device_splits(config: Config, data: PreparedData, device) -> tuple[DeviceData, DeviceData]:
+    """(training data, evaluation data) on ``device`` as ``config.data.split`` says: the same object for
+    ``combined``; the train split and the test split (normalised with the train split's statistics) for
+    ``train_test``."""
+    d = config.data
+    if d.split == "combined":
+        both = DeviceData(data, device, d.normalize, d.resize)
+        return both, both
+    train = DeviceData(data.part("train"), device, d.normalize, d.resize)
+    test = DeviceData(data.part("test"), device, d.normalize, d.resize, statistics=(train.mean, train.std))
+    return train, test
+
+
+class DeviceSubset:
+    """A view of some rows of a :class:`DeviceData` (for embedding a reclustering subsample)."""
+
+    def __init__(self, data: DeviceData, index: np.ndarray):
+        self.data = data
+        self.index = torch.as_tensor(index, device=data.device)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def iter_batches(self, batch_size: int):
+        for part in self.index.split(batch_size):
+            yield self.data.batch(part)

@@ -1,0 +1,117 @@
+"""The one training loop (brb/engine/loop.py) on a toy method: hook order, resume with hook state, NaN guard,
+SIGTERM, and BRB refusing a method that lacks what it needs."""
+
+import os
+import signal
+
+import pytest
+import torch
+
+from brb.checkpointing import Interrupted
+from brb.config import make_config
+from brb.engine.loop import Engine, Hook, Method, TrainingError
+from brb.interventions.brb import BRB
+
+
+class Toy(Method):
+    label, epochs = "toy", 4
+
+    def __init__(self, calls, nan_at=None, signal_at=None):
+        self.calls, self.nan_at, self.signal_at = calls, nan_at, signal_at
+        torch.manual_seed(0)
+        self.net = torch.nn.Linear(2, 1)
+        self.gen = torch.Generator().manual_seed(0)
+        self.seen = 0
+
+    def stateful(self):
+        return {"net": self.net}
+
+    def generators(self):
+        return {"toy": self.gen}
+
+    def start_history(self):
+        return [{"epoch": 0, "loss": float("nan")}]
+
+    def on_epoch_start(self, engine, epoch):
+        self.calls.append(("method start", epoch))
+
+    def train_epoch(self, epoch):
+        self.calls.append(("train", epoch))
+        with torch.no_grad():
+            self.net.weight += 1.0
+        self.seen += 1
+        if epoch == self.signal_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        draw = torch.rand(1, generator=self.gen).item()
+        return {"loss": float("nan") if epoch == self.nan_at else draw}
+
+    def on_epoch_end(self, engine, epoch, row):
+        self.calls.append(("method end", epoch))
+
+    def extra_state(self):
+        return {"seen": self.seen}
+
+    def load_extra_state(self, state):
+        self.seen = state["seen"]
+
+
+class Counter(Hook):
+    def __init__(self, calls):
+        self.calls, self.count = calls, 0
+
+    def on_fit_start(self, engine):
+        self.calls.append(("hook fit start", engine.epoch))
+
+    def on_epoch_start(self, engine, epoch):
+        self.count += 1
+        self.calls.append(("hook start", epoch))
+
+    def on_epoch_end(self, engine, epoch, row):
+        self.calls.append(("hook end", epoch))
+
+    def state_dict(self):
+        return {"count": self.count}
+
+    def load_state_dict(self, state):
+        self.count = state["count"]
+
+
+def test_hooks_run_around_each_epoch_in_order():
+    calls = []
+    engine = Engine(Toy(calls), hooks=[Counter(calls)], progress=False)
+    fit = engine.fit()
+    assert calls[:6] == [("hook fit start", 0), ("hook start", 0), ("method start", 0), ("train", 0),
+                         ("method end", 0), ("hook end", 0)]
+    assert [r["epoch"] for r in fit.history] == [0, 1, 2, 3, 4] and fit.resumed_from == 0
+    assert all(r["time_s"] >= 0 for r in fit.history[1:])
+
+
+def test_resume_restores_method_hook_generators_and_epoch(tmp_path):
+    full_calls, cut_calls = [], []
+    full = Engine(Toy(full_calls), hooks=[Counter(full_calls)], progress=False).fit()
+    with pytest.raises(Interrupted, match="after epoch 2/4 of toy"):
+        Engine(Toy(cut_calls, signal_at=1), hooks=[Counter(cut_calls)], checkpoint_dir=tmp_path, progress=False).fit()
+    calls = []
+    toy, counter = Toy(calls), Counter(calls)
+    resumed = Engine(toy, hooks=[counter], checkpoint_dir=tmp_path, progress=False).fit()
+    assert resumed.resumed_from == 2  # it continued; a silent restart would say 0
+    assert ("train", 0) not in calls and ("train", 2) in calls
+    assert counter.count == 4 and toy.seen == 4  # hook and method state came back
+    torch.testing.assert_close(toy.net.weight.detach(), Toy([]).net.weight.detach() + 4)  # 2 saved + 2 resumed steps
+    assert [r["loss"] for r in resumed.history[1:]] == [r["loss"] for r in full.history[1:]]  # generator too
+
+
+def test_nan_guard_names_the_term_and_keeps_the_last_checkpoint(tmp_path):
+    engine = Engine(Toy([], nan_at=2), checkpoint_dir=tmp_path, checkpoint_every=1, progress=False)
+    with pytest.raises(TrainingError, match="non-finite training loss .* at epoch 2"):
+        engine.fit()
+    saved = torch.load(tmp_path / "resume.pt", weights_only=False)
+    assert saved["state"]["epoch"] == 2 and saved["fingerprint"]["format"] == 2
+
+
+def test_brb_refuses_a_method_without_centroids():
+    brb = BRB(make_config({"brb": {"variant": "brb"}}).brb, seed=0)
+    with pytest.raises(TypeError, match="BRB needs a method with reset blocks and centroids"):
+        Engine(Toy([]), hooks=[brb], progress=False).fit()
+    baseline = BRB(make_config({}).brb, seed=0)  # the baseline variant needs nothing
+    assert len(Engine(Toy([]), hooks=[baseline], progress=False).fit().history) == 5
