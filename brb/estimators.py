@@ -156,11 +156,11 @@ def _estimator(name: str) -> type[_DeepCentroidClustering]:
     return type(name.upper(), (_DeepCentroidClustering,), {"_method": name, "__doc__": doc, "__module__": __name__})
 
 
-DEC = _estimator("dec")
-IDEC = _estimator("idec")
-DCN = _estimator("dcn")
+#: method name -> estimator class, one per clustering method of the registry (a new method gets one too)
+ESTIMATORS: dict[str, type[_DeepCentroidClustering]] = {
+    name: _estimator(name) for name in REGISTRY.names("method", "clustering")
+}
+globals().update({cls.__name__: cls for cls in ESTIMATORS.values()})
+DEC, IDEC, DCN = ESTIMATORS["dec"], ESTIMATORS["idec"], ESTIMATORS["dcn"]  # named for readers and linters
 
-#: method name -> estimator class, one per clustering method of the registry
-ESTIMATORS: dict[str, type[_DeepCentroidClustering]] = {"dec": DEC, "idec": IDEC, "dcn": DCN}
-
-__all__ = ["DCN", "DEC", "ESTIMATORS", "IDEC"]
+__all__ = ["ESTIMATORS", *(cls.__name__ for cls in ESTIMATORS.values())]

@@ -20,8 +20,8 @@ def test_workflow_schema_enums_are_the_registry_names():
     props = SCHEMA["properties"]
     assert props["datasets"]["items"]["enum"] == list(REGISTRY.names("dataset"))
     assert props["arch"]["enum"] == list(REGISTRY.names("network"))
-    assert props["algorithms"]["items"]["enum"] == list(REGISTRY.names("method", "clustering"))
-    assert props["algorithm_settings"]["propertyNames"]["enum"] == list(REGISTRY.names("method", "clustering"))
+    # clustering methods are checked against the registry by the workflow (common.smk), not listed in the schema
+    assert "enum" not in props["algorithms"]["items"] and "enum" not in props["algorithm_settings"]["propertyNames"]
     named = props["variant_settings"]["additionalProperties"]["properties"]["base"]["enum"]
     assert named == list(REGISTRY.names("variant"))
 
@@ -31,7 +31,7 @@ def test_report_orders_and_colours_come_from_the_registry():
     from brb.report.tables import ALGORITHM_ORDER, DATASET_ORDER, VARIANT_ORDER
 
     assert DATASET_ORDER[:6] == ("mnist", "fmnist", "kmnist", "usps", "optdigits", "gtsrb")  # the paper's order
-    assert ALGORITHM_ORDER == ("dec", "idec", "dcn") and VARIANT_ORDER == ("baseline", "brb", "reset", "recluster")
+    assert ALGORITHM_ORDER[:3] == ("dec", "idec", "dcn") and VARIANT_ORDER == ("baseline", "brb", "reset", "recluster")
     assert VARIANT_COLORS == {e.name: e.colour for e in REGISTRY.entries("variant")}
 
 
@@ -61,6 +61,6 @@ def test_info_json_lists_every_kind():
     out = subprocess.run([sys.executable, "-m", "brb", "info", "--json"], capture_output=True, text=True, check=True)
     described = json.loads(out.stdout)
     assert list(described) == list(KINDS)
-    assert [d["name"] for d in described["method"]] == ["dec", "idec", "dcn"]
+    assert [d["name"] for d in described["method"]][:3] == ["dec", "idec", "dcn"]
     assert described["method"][2]["defaults"]["cluster_weight"] == 0.025
     assert {"name", "summary", "tags"} <= set(described["dataset"][0])

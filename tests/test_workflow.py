@@ -115,6 +115,9 @@ def test_bad_config_fails_before_any_job(tmp_path):
     bad.write_text(TINY.read_text() + "\nvariant_settings:\n  brb_T3: {base: brb, settings: {brb: {intervall: 3}}}\n")
     proc = snakemake("-n", "--configfile", bad, cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "intervall" in proc.stdout + proc.stderr
+    bad.write_text(TINY.read_text().replace("algorithms: [dec, dcn]", "algorithms: [dec, spectral]"))
+    proc = snakemake("-n", "--configfile", bad, cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "unknown clustering method(s) spectral; known: dec, idec, dcn" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
 
 

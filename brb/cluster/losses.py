@@ -67,6 +67,9 @@ class CentroidObjective(nn.Module):
         """Target over the whole dataset (DEC with ``target='dataset'``), None if not used."""
         return None
 
+    def start_epoch(self, epoch: int) -> None:
+        """Called at the start of every (0-indexed) epoch, after any intervention (e.g. an annealed schedule)."""
+
     def after_step(self, z: torch.Tensor) -> None:
         """Called after each optimiser step with the batch's clean embedding (detached)."""
 

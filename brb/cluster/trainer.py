@@ -141,6 +141,9 @@ class ClusterTrainer(Method):
         self.brb.apply(self, epoch)
 
     # --- one epoch -------------------------------------------------------------------------------
+    def on_epoch_start(self, engine: Engine, epoch: int) -> None:
+        self.objective.start_epoch(epoch)
+
     def train_epoch(self, epoch: int) -> dict[str, float]:
         c = self.config.cluster
         self.model.train()

@@ -56,6 +56,15 @@ def check_settings():
                 f"config: variant {variant!r} is neither one of {', '.join(BASE_VARIANTS)} "
                 "nor defined under variant_settings"
             )
+    unknown = [
+        a
+        for a in config["algorithms"] + list(config.get("algorithm_settings", {}))
+        if a not in CLUSTER_ALGORITHMS
+    ]
+    if unknown:
+        raise ValueError(
+            f"config: unknown clustering method(s) {', '.join(unknown)}; known: {', '.join(CLUSTER_ALGORITHMS)}"
+        )
     for dataset in config["datasets"]:
         for algorithm in config["algorithms"]:
             for variant in dict.fromkeys(config["variants"] + list(NAMED_VARIANTS)):
