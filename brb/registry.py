@@ -151,6 +151,11 @@ REGISTRY.add("method", "dcn", "brb.cluster.losses:DCN",
              tags={"clustering", "centroids"},
              defaults={"cluster_weight": 0.025, "reconstruction_weight": 1.0, "contrastive_weight": 1.0})
 
+REGISTRY.add("method", "dkm", "brb.cluster.dkm:DKM",
+             summary="Deep k-Means: soft k-means loss (softmax of -alpha * distance) + reconstruction",
+             tags={"clustering", "centroids"},  # cluster_weight = the authors' lambda 1 / D features (~100)
+             defaults={"cluster_weight": 0.01, "reconstruction_weight": 1.0, "contrastive_weight": 1.0})
+
 # --- variants: which BRB parts each switches on (the paper's ablations are reset and recluster) -----------
 REGISTRY.add("variant", "baseline", summary="no intervention", colour="#4C72B0",
              defaults={"soft_reset": False, "recluster": False, "momentum_reset": False})
