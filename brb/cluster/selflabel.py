@@ -27,7 +27,7 @@ from brb.checkpointing import Checkpointer
 from brb.config import Config
 from brb.data.augment import ColourAugment, Cutout, RandomAffine
 from brb.data.tensors import DeviceData
-from brb.engine.common import embed, shuffled_batches
+from brb.engine.common import embed, optimizer_step, shuffled_batches
 from brb.engine.loop import Engine, Method, TrainingError
 from brb.metrics import cluster_change, clustering_metrics
 from brb.runtime import autocast, setup_run
@@ -232,9 +232,7 @@ class _SelfLabeler(Method):
             n_confident += n_conf
             if n_conf == 0:
                 continue
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            optimizer_step(self.optimizer, loss)
             total += loss.detach()
             n_steps += 1
         return {

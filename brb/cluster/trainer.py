@@ -34,6 +34,7 @@ from brb.engine.common import (  # noqa: F401  (embed, new_model, ... are also i
     is_contrastive,
     make_augmenter,
     new_model,
+    optimizer_step,
     shuffled_batches,
 )
 from brb.engine.loop import Engine, Method, TrainingError
@@ -176,11 +177,8 @@ class ClusterTrainer(Method):
             if use_contrastive:
                 loss_s = nt_xent(*proj.split(len(x)), temperature=self.config.pretrain.temperature)
                 loss = loss + w["contrastive_weight"] * loss_s
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if c.grad_clip is not None:  # the network's gradient only, as the BRB code clips the autoencoder
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
-            self.optimizer.step()
+            # the network's gradient only is clipped, as the BRB code clips the autoencoder's
+            optimizer_step(self.optimizer, loss, c.grad_clip, self.model.parameters())
             self.objective.after_step(z.detach())
             for key, value in (("loss", loss), ("loss_cluster", loss_c), ("loss_reconstruction", loss_r),
                                ("loss_contrastive", loss_s)):

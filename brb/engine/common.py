@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import torch
 import torch.nn as nn
@@ -105,3 +107,14 @@ class DeviceSubset:
     def iter_batches(self, batch_size: int):
         for part in self.index.split(batch_size):
             yield self.data.batch(part)
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, clip: Optional[float] = None,
+                   clip_params=None) -> None:
+    """One gradient step on ``loss``: zero the gradients, backpropagate, optionally clip the L2 norm of the
+    gradient of ``clip_params`` (e.g. the network, not the centroids) to ``clip``, step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_(clip_params, clip)
+    optimizer.step()

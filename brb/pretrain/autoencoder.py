@@ -12,7 +12,7 @@ from brb.config import Config
 from brb.contrastive import make_optimizer
 from brb.data.prepared import PreparedData
 from brb.data.tensors import DeviceData
-from brb.engine.common import embed, make_augmenter, new_model, shuffled_batches
+from brb.engine.common import embed, make_augmenter, new_model, optimizer_step, shuffled_batches
 from brb.pretrain.loop import PretrainMethod, PretrainResult, run_pretraining
 from brb.runtime import autocast, setup_run
 
@@ -40,9 +40,7 @@ def pretrain_autoencoder(
             with autocast(device, config.run.precision):
                 _, rec = model(x)
             loss = F.mse_loss(rec.float(), x.reshape(len(x), -1))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            optimizer_step(optimizer, loss)
             total += loss.detach()
             n += 1
         return {"loss": float(total) / max(n, 1)}

@@ -12,7 +12,7 @@ from brb.config import Config
 from brb.contrastive import make_optimizer, nt_xent
 from brb.data.prepared import PreparedData
 from brb.data.tensors import DeviceData
-from brb.engine.common import make_augmenter, new_model, shuffled_batches
+from brb.engine.common import make_augmenter, new_model, optimizer_step, shuffled_batches
 from brb.engine.loop import TrainingError
 from brb.pretrain.loop import PretrainMethod, PretrainResult, run_pretraining
 from brb.runtime import autocast, setup_run
@@ -44,9 +44,7 @@ def pretrain_simclr(
             with autocast(device, config.run.precision):
                 proj = model.project(model.encode(views))
             loss = nt_xent(*proj.float().split(len(idx)), temperature=p.temperature)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            optimizer_step(optimizer, loss)
             total += loss.detach()
             n += 1
         return {"loss": float(total) / max(n, 1)}
