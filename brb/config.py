@@ -353,6 +353,12 @@ class RunConfig(_Section):
         description="torch.set_float32_matmul_precision for fp32 runs: 'highest' = true fp32; 'high'/'medium' let "
         "GPUs use TF32 (the public BRB code sets 'medium'); no effect on CPU matrix products here",
     )
+    tracking: Literal["none", "tensorboard", "wandb", "mlflow"] = Field(
+        "none", description="experiment tracking of every epoch's history row: tensorboard, wandb (offline unless "
+        "WANDB_MODE says otherwise) or mlflow (a local SQLite store unless MLFLOW_TRACKING_URI is set); needs "
+        "pip install 'brb[tracking]'",
+    )
+    tracking_dir: Optional[str] = Field(None, description="where tracking writes (None: <run directory>/tracking)")
     checkpoint_every: int = Field(
         10, ge=0, description="write a resume checkpoint every N epochs (0: never; SIGTERM always writes one)"
     )
@@ -416,7 +422,8 @@ class Config(_Section):
     def fingerprint(self) -> dict[str, Any]:
         """What a resumed run must share with the interrupted one (threads and checkpoint cadence may differ)."""
         values = self.to_dict()
-        values["run"] = {k: v for k, v in values["run"].items() if k not in ("threads", "checkpoint_every", "device")}
+        ignored = ("threads", "checkpoint_every", "device", "tracking", "tracking_dir")
+        values["run"] = {k: v for k, v in values["run"].items() if k not in ignored}
         return values
 
 

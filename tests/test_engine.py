@@ -115,3 +115,39 @@ def test_brb_refuses_a_method_without_centroids():
         Engine(Toy([]), hooks=[brb], progress=False).fit()
     baseline = BRB(make_config({}).brb, seed=0)  # the baseline variant needs nothing
     assert len(Engine(Toy([]), hooks=[baseline], progress=False).fit().history) == 5
+
+
+@pytest.mark.parametrize("backend", ["tensorboard", "mlflow", "wandb"])
+def test_tracking_backends_record_every_epoch(backend, tmp_path, monkeypatch):
+    """Experiment tracking is a hook: a tiny clustering run writes its per-epoch ACC to the file/offline backend."""
+    from brb.cluster import run_clustering
+    from brb.data import load_prepared, prepare_dataset
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    data = load_prepared(prepare_dataset("digits", tmp_path / "digits.npz"))
+    cfg = make_config({"model": {"hidden": [16]}, "cluster": {"epochs": 2, "kmeans_n_init": 1},
+                       "run": {"threads": 1, "tracking": backend, "tracking_dir": str(tmp_path / "track")}})
+    result = run_clustering(cfg, data, progress=False)
+    accs = result.history["acc"].tolist()[1:]
+    if backend == "tensorboard":
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        (run_dir,) = (tmp_path / "track" / "tensorboard").iterdir()
+        events = EventAccumulator(str(run_dir))
+        events.Reload()
+        assert [e.step for e in events.Scalars("acc")] == [1, 2]
+        assert [e.value for e in events.Scalars("acc")] == pytest.approx(accs)
+    elif backend == "mlflow":
+        import mlflow
+
+        mlflow.set_tracking_uri(f"sqlite:///{(tmp_path / 'track' / 'mlflow.db').resolve()}")
+        (run,) = mlflow.search_runs(experiment_names=["brb"], output_format="list")
+        history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "acc")
+        assert [m.step for m in history] == [1, 2] and [m.value for m in history] == pytest.approx(accs)
+        assert run.data.params["cluster.algorithm"] == "dec"
+    else:
+        runs = list((tmp_path / "track" / "wandb").glob("offline-run-*/run-*.wandb"))
+        assert len(runs) == 1 and runs[0].stat().st_size > 0
+    assert make_config({"run": {"tracking": backend}}).fingerprint() == make_config({}).fingerprint()

@@ -38,6 +38,7 @@ from brb.engine.common import (  # noqa: F401  (embed, new_model, ... are also i
     shuffled_batches,
 )
 from brb.engine.loop import Engine, Method, TrainingError
+from brb.engine.tracking import tracking_hooks
 from brb.interventions.brb import BRB
 from brb.interventions.brb_ops import recluster
 from brb.metrics import cluster_change, clustering_metrics
@@ -299,7 +300,8 @@ class ClusterTrainer(Method):
 
     def fit(self, progress: bool = True) -> ClusterResult:
         """Train on the engine with the BRB hook; resumable when the trainer has a checkpoint directory."""
-        engine = Engine(self, hooks=[self.brb], checkpoint_dir=self.checkpoint_dir,
+        hooks = [self.brb, *tracking_hooks(self.config, self.label.replace("/", "-").replace(" ", "-"), self.checkpoint_dir)]
+        engine = Engine(self, hooks=hooks, checkpoint_dir=self.checkpoint_dir,
                         checkpoint_every=self.config.run.checkpoint_every, fingerprint=self.config.fingerprint(),
                         progress=progress)
         self.checkpointer = engine.checkpointer

@@ -45,6 +45,9 @@ class Hook:
     def on_epoch_end(self, engine: Engine, epoch: int, row: dict) -> None:
         pass
 
+    def on_fit_end(self, engine: Engine) -> None:
+        """After the last epoch, and when the run stops early (error, signal): release what the hook holds."""
+
     def state_dict(self) -> dict:
         return {}
 
@@ -159,6 +162,15 @@ class Engine:
         bar = Progress(m.label, m.epochs, enabled=self.progress, initial=resumed_from)
         for hook in self._all_hooks():
             hook.on_fit_start(self)
+        try:
+            self._epochs(resumed_from, bar)
+        finally:
+            for hook in self._all_hooks():
+                hook.on_fit_end(self)
+        return FitResult(history=self.history, wall_time_s=time.perf_counter() - self._start, resumed_from=resumed_from)
+
+    def _epochs(self, resumed_from: int, bar: Progress) -> None:
+        m = self.method
         with stop_on_signals() as stop:
             for epoch in range(resumed_from, m.epochs):
                 for hook in self._all_hooks():
@@ -180,4 +192,3 @@ class Engine:
                     )
                 if self.checkpointer.due(epoch + 1, m.epochs):
                     self.checkpointer.save(self.state())
-        return FitResult(history=self.history, wall_time_s=time.perf_counter() - self._start, resumed_from=resumed_from)

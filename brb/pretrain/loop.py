@@ -15,6 +15,7 @@ import torch.nn as nn
 from brb.checkpointing import Checkpointer
 from brb.config import Config
 from brb.engine.loop import Engine, Method
+from brb.engine.tracking import tracking_hooks
 
 
 @dataclass
@@ -54,7 +55,8 @@ class PretrainMethod(Method):
 def run_pretraining(config: Config, method: PretrainMethod, progress: bool = True,
                     checkpoint_dir: Optional[Path] = None) -> PretrainResult:
     """Run ``method`` for ``config.pretrain.epochs`` epochs on the engine; with ``checkpoint_dir`` resumable."""
-    engine = Engine(method, checkpoint_dir=checkpoint_dir, checkpoint_every=config.run.checkpoint_every,
+    hooks = tracking_hooks(config, method.label.replace(" ", "-"), checkpoint_dir)
+    engine = Engine(method, hooks=hooks, checkpoint_dir=checkpoint_dir, checkpoint_every=config.run.checkpoint_every,
                     fingerprint={"pretrain": config.fingerprint()}, progress=progress)
     fit = engine.fit()
     history = pd.DataFrame(fit.history) if fit.history else pd.DataFrame(columns=["epoch", "loss", "time_s"])
