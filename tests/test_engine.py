@@ -35,15 +35,24 @@ class Toy(Method):
     def on_epoch_start(self, engine, epoch):
         self.calls.append(("method start", epoch))
 
-    def train_epoch(self, epoch):
+    def batches(self, epoch):
+        return [(epoch, 0), (epoch, 1)]  # two batches per epoch; the second one is skipped
+
+    def training_step(self, batch):
+        epoch, i = batch
+        if i == 1:
+            return None  # a skipped step is neither counted nor followed by on_batch_end
         self.calls.append(("train", epoch))
         with torch.no_grad():
             self.net.weight += 1.0
         self.seen += 1
         if epoch == self.signal_at:
             os.kill(os.getpid(), signal.SIGTERM)
-        draw = torch.rand(1, generator=self.gen).item()
-        return {"loss": float("nan") if epoch == self.nan_at else draw}
+        draw = torch.rand(1, generator=self.gen)[0]
+        return {"loss": torch.tensor(float("nan")) if epoch == self.nan_at else draw}
+
+    def on_batch_end(self, engine, batch, losses):
+        self.calls.append(("batch end", batch[0]))
 
     def on_epoch_end(self, engine, epoch, row):
         self.calls.append(("method end", epoch))
@@ -80,8 +89,8 @@ def test_hooks_run_around_each_epoch_in_order():
     calls = []
     engine = Engine(Toy(calls), hooks=[Counter(calls)], progress=False)
     fit = engine.fit()
-    assert calls[:6] == [("hook fit start", 0), ("hook start", 0), ("method start", 0), ("train", 0),
-                         ("method end", 0), ("hook end", 0)]
+    assert calls[:7] == [("hook fit start", 0), ("hook start", 0), ("method start", 0), ("train", 0),
+                         ("batch end", 0), ("method end", 0), ("hook end", 0)]
     assert [r["epoch"] for r in fit.history] == [0, 1, 2, 3, 4] and fit.resumed_from == 0
     assert all(r["time_s"] >= 0 for r in fit.history[1:])
 

@@ -107,11 +107,11 @@ def test_nan_loss_keeps_last_good_checkpoint(digits, tmp_path):
     from brb.data import load_prepared
 
     class PoisonedAtEpoch2(ClusterTrainer):
-        def train_epoch(self, epoch):
+        def on_epoch_start(self, engine, epoch):
+            super().on_epoch_start(engine, epoch)
             if epoch == 2:
                 with torch.no_grad():
                     self.model.encoder[0].weight.fill_(float("nan"))
-            return super().train_epoch(epoch)
 
     cfg = make_config({"model": {"hidden": [16]}, "cluster": {"algorithm": "dcn", "epochs": 5},
                        "run": {"checkpoint_every": 1}})

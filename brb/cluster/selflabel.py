@@ -218,27 +218,33 @@ class _SelfLabeler(Method):
             z = self.model.encode(x)
         return self.head(z.float())
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
-        """One pass over the training data; returns the mean loss of the steps and the confident fraction."""
-        s = self.config.selflabel
+    def on_epoch_start(self, engine: Engine, epoch: int) -> None:
         self.model.train()
-        total = torch.zeros((), device=self.device)
-        n_steps = n_confident = n_seen = 0
-        for idx in shuffled_batches(len(self.train), s.batch_size, self.cpu_gen, self.device):
-            with torch.no_grad():
-                weak_logits = self._logits(self.train.batch(idx, self.views.weak))
-            strong_logits = self._logits(self.train.batch(idx, self.views.strong))
-            loss, n_conf = self_label_loss(weak_logits, strong_logits, s.threshold, s.balanced)
-            n_seen += len(idx)
-            n_confident += n_conf
-            if n_conf == 0:
-                continue
-            optimizer_step(self.optimizer, loss)
-            total += loss.detach()
-            n_steps += 1
+        self._seen = self._confident = 0
+
+    def batches(self, epoch: int) -> list[torch.Tensor]:
+        return shuffled_batches(len(self.train), self.config.selflabel.batch_size, self.cpu_gen, self.device)
+
+    def training_step(self, idx: torch.Tensor) -> dict | None:
+        """Pseudo-labels from the weak view, cross-entropy on the strong view; no step (None) without a
+        confident sample in the batch."""
+        s = self.config.selflabel
+        with torch.no_grad():
+            weak_logits = self._logits(self.train.batch(idx, self.views.weak))
+        strong_logits = self._logits(self.train.batch(idx, self.views.strong))
+        loss, n_conf = self_label_loss(weak_logits, strong_logits, s.threshold, s.balanced)
+        self._seen += len(idx)
+        self._confident += n_conf
+        if n_conf == 0:
+            return None
+        optimizer_step(self.optimizer, loss)
+        return {"loss": loss}
+
+    def epoch_losses(self, epoch: int, sums: dict, n_steps: int) -> dict[str, float]:
+        """The mean loss of the steps taken, the confident fraction of the weak views, the number of steps."""
         return {
-            "loss": float(total) / max(n_steps, 1),
-            "confident_fraction": n_confident / max(n_seen, 1),
+            "loss": float(sums["loss"]) / n_steps if n_steps else 0.0,
+            "confident_fraction": self._confident / max(self._seen, 1),
             "n_steps": n_steps,
         }
 

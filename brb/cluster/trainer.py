@@ -107,6 +107,8 @@ class ClusterTrainer(Method):
         self.cpu_gen = torch.Generator().manual_seed(config.run.seed)
         self.augmenter = make_augmenter(config, data, self.device) if c.augment else None
         self.brb = BRB(config.brb, config.run.seed, config.run.kmeans)
+        self._zero = torch.zeros((), device=self.device)
+        self._target = None
 
         z = embed(self.model, data, c.eval_batch_size, config.run.precision)
         init = recluster(z, self.n_clusters, "kmeans", config.run.seed, c.kmeans_n_init, backend=config.run.kmeans)
@@ -144,51 +146,52 @@ class ClusterTrainer(Method):
 
     # --- one epoch -------------------------------------------------------------------------------
     def on_epoch_start(self, engine: Engine, epoch: int) -> None:
-        self.objective.start_epoch(epoch)
-
-    def train_epoch(self, epoch: int) -> dict[str, float]:
         c = self.config.cluster
+        self.objective.start_epoch(epoch)
         self.model.train()
-        target_full = None
+        self._target = None  # DEC's dataset-wide target, when asked for, over the data as the epoch starts
         if c.target == "dataset" and self.weights["cluster_weight"] > 0:
             z_full = embed(self.model, self.data, c.eval_batch_size, self.config.run.precision)
-            target_full = self.objective.full_target(z_full)
-        w = self.weights
+            self._target = self.objective.full_target(z_full)
+
+    def batches(self, epoch: int) -> list[torch.Tensor]:
+        c = self.config.cluster
+        return shuffled_batches(len(self.data), c.batch_size, self.cpu_gen, self.device, c.drop_last)
+
+    def training_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """loss = cluster_weight · clustering loss + the network's regulariser, one optimiser step, then the
+        objective's per-step centroid update (DCN ``step`` mode)."""
+        c, w = self.config.cluster, self.weights
         use_reconstruction = w["reconstruction_weight"] > 0
         use_contrastive = w["contrastive_weight"] > 0
-        zero = torch.zeros((), device=self.device)
-        sums = {k: zero.clone() for k in ("loss", "loss_cluster", "loss_reconstruction", "loss_contrastive")}
-        n_batches = 0
-        for idx in _batches(len(self.data), c.batch_size, self.cpu_gen, self.device, c.drop_last):
-            x, x_aug = self._views(idx)
-            inputs = torch.cat([x, x_aug]) if x_aug is not None else x
-            if c.bn_logging_pass:
-                self._logging_pass(inputs)
-            z_all, rec_all = self._forward(x, x_aug, use_reconstruction)
-            with autocast(self.device, self.config.run.precision):
-                proj = self.model.project(z_all).float() if use_contrastive else None
-            z, z_aug = (z_all.split(len(x)) if x_aug is not None else (z_all, None))
-            target = target_full[idx] if target_full is not None else None
-            loss_c = self.objective.loss(z, z_aug, target)
-            loss = w["cluster_weight"] * loss_c
-            loss_r = loss_s = zero
-            if use_reconstruction:
-                loss_r = F.mse_loss(rec_all, inputs.reshape(len(inputs), -1))
-                loss = loss + w["reconstruction_weight"] * loss_r
-            if use_contrastive:
-                loss_s = nt_xent(*proj.split(len(x)), temperature=self.config.pretrain.temperature)
-                loss = loss + w["contrastive_weight"] * loss_s
-            # the network's gradient only is clipped, as the BRB code clips the autoencoder's
-            optimizer_step(self.optimizer, loss, c.grad_clip, self.model.parameters())
-            self.objective.after_step(z.detach())
-            for key, value in (("loss", loss), ("loss_cluster", loss_c), ("loss_reconstruction", loss_r),
-                               ("loss_contrastive", loss_s)):
-                sums[key] += value.detach()
-            n_batches += 1
+        x, x_aug = self._views(idx)
+        inputs = torch.cat([x, x_aug]) if x_aug is not None else x
+        if c.bn_logging_pass:
+            self._logging_pass(inputs)
+        z_all, rec_all = self._forward(x, x_aug, use_reconstruction)
+        with autocast(self.device, self.config.run.precision):
+            proj = self.model.project(z_all).float() if use_contrastive else None
+        z, z_aug = (z_all.split(len(x)) if x_aug is not None else (z_all, None))
+        target = self._target[idx] if self._target is not None else None
+        loss_c = self.objective.loss(z, z_aug, target)
+        loss = w["cluster_weight"] * loss_c
+        loss_r = loss_s = self._zero
+        if use_reconstruction:
+            loss_r = F.mse_loss(rec_all, inputs.reshape(len(inputs), -1))
+            loss = loss + w["reconstruction_weight"] * loss_r
+        if use_contrastive:
+            loss_s = nt_xent(*proj.split(len(x)), temperature=self.config.pretrain.temperature)
+            loss = loss + w["contrastive_weight"] * loss_s
+        # the network's gradient only is clipped, as the BRB code clips the autoencoder's
+        optimizer_step(self.optimizer, loss, c.grad_clip, self.model.parameters())
+        self.objective.after_step(z.detach())
+        return {"loss": loss, "loss_cluster": loss_c, "loss_reconstruction": loss_r, "loss_contrastive": loss_s}
+
+    def epoch_losses(self, epoch: int, sums: dict, n_steps: int) -> dict[str, float]:
         if self.objective.updates_after_epoch:
             self._centroid_pass()
         # a non-finite batch loss makes its epoch sum non-finite: the engine's NaN guard checks finite_terms
-        return {k: float(v) / max(n_batches, 1) for k, v in sums.items()}
+        return super().epoch_losses(epoch, sums, n_steps)
 
     def _forward(self, x: torch.Tensor, x_aug: Optional[torch.Tensor], reconstruct: bool):
         """(embedding, flat reconstruction or None) of the views, float32, clean rows first. With

@@ -5,8 +5,11 @@ method and its hooks name, the random generators, the history), the periodic and
 progress, the NaN guard on the epoch's losses and the history rows. A :class:`Method` says what one epoch
 does; :class:`Hook` objects (interventions such as BRB, a method's own lifecycle) are called around it:
 
-    on_fit_start -> for each epoch: on_epoch_start (hooks, then the method) -> method.train_epoch
-                 -> method.evaluate (the history row) -> on_epoch_end (the method, then hooks)
+    on_fit_start -> for each epoch: on_epoch_start (hooks, then the method)
+                 -> for each batch of method.batches(epoch): method.training_step(batch) -> {name: loss}
+                    (the method steps its optimiser), on_batch_end (hooks, then the method)
+                 -> method.epoch_losses (the epoch's means) -> NaN guard -> method.evaluate (the history row)
+                 -> on_epoch_end (the method, then hooks) -> progress, checkpoint -> ... -> on_fit_end
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ class Hook:
     def on_epoch_start(self, engine: Engine, epoch: int) -> None:
         pass
 
+    def on_batch_end(self, engine: Engine, batch: Any, losses: dict) -> None:
+        pass
+
     def on_epoch_end(self, engine: Engine, epoch: int, row: dict) -> None:
         pass
 
@@ -74,8 +80,25 @@ class Method(Hook):
         """History rows of the state before the first epoch (none by default)."""
         return []
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
+    def batches(self, epoch: int):
+        """The epoch's mini-batches (e.g. index tensors), in order."""
         raise NotImplementedError
+
+    def training_step(self, batch) -> Optional[dict]:
+        """One optimisation step on ``batch``; returns its named losses (tensors; ``loss`` is the total), or None
+        when the step was skipped (it is then not counted)."""
+        raise NotImplementedError
+
+    def epoch_losses(self, epoch: int, sums: dict, n_steps: int) -> dict[str, float]:
+        """The epoch's losses from the per-step sums (default: the means); work after the last step (e.g. an
+        eval-mode centroid pass) goes here."""
+        return {key: float(value) / max(n_steps, 1) for key, value in sums.items()}
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One epoch outside a fit (tests, benchmarks): the method's epoch start, then :meth:`Engine.run_epoch`."""
+        engine = Engine(self)
+        self.on_epoch_start(engine, epoch)
+        return engine.run_epoch(epoch)
 
     def evaluate(self, epoch: int, losses: dict[str, float]) -> dict:
         """The history row of the state after ``epoch + 1`` epochs (the engine adds ``epoch`` and ``time_s``)."""
@@ -147,6 +170,23 @@ class Engine:
         self.epoch = int(state["epoch"])
         self._start = time.perf_counter() - float(state["elapsed"])
 
+    def run_epoch(self, epoch: int) -> dict[str, float]:
+        """The batch loop: every step's losses summed on the device (one synchronisation per epoch)."""
+        m = self.method
+        sums: dict = {}
+        n_steps = 0
+        for batch in m.batches(epoch):
+            losses = m.training_step(batch)
+            if losses is None:
+                continue
+            for key, value in losses.items():
+                value = value.detach()
+                sums[key] = sums[key] + value if key in sums else value
+            n_steps += 1
+            for hook in [*self.hooks, m]:
+                hook.on_batch_end(self, batch, losses)
+        return m.epoch_losses(epoch, sums, n_steps)
+
     def _all_hooks(self) -> list[Hook]:
         return [*self.hooks, self.method]
 
@@ -175,9 +215,10 @@ class Engine:
             for epoch in range(resumed_from, m.epochs):
                 for hook in self._all_hooks():
                     hook.on_epoch_start(self, epoch)
-                losses = m.train_epoch(epoch)
+                losses = self.run_epoch(epoch)
                 for key, term in m.finite_terms.items():  # the NaN guard
-                    check_finite(losses[key], term, epoch)
+                    if key in losses:
+                        check_finite(losses[key], term, epoch)
                 row = {"epoch": epoch + 1, **m.evaluate(epoch, losses), "time_s": time.perf_counter() - self._start}
                 self.history.append(row)
                 self.epoch = epoch + 1

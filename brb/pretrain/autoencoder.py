@@ -31,23 +31,22 @@ def pretrain_autoencoder(
     augmenter = make_augmenter(config, ddata, device) if p.augment else None
     gen = torch.Generator().manual_seed(config.run.seed)
 
-    def train_epoch(epoch: int) -> dict[str, float]:
-        total, n = torch.zeros((), device=device), 0
-        for idx in shuffled_batches(len(ddata), p.batch_size, gen, device):
-            x = ddata.batch(idx)
-            if augmenter is not None:
-                x = torch.cat([x, ddata.batch(idx, augmenter)])
-            with autocast(device, config.run.precision):
-                _, rec = model(x)
-            loss = F.mse_loss(rec.float(), x.reshape(len(x), -1))
-            optimizer_step(optimizer, loss)
-            total += loss.detach()
-            n += 1
-        return {"loss": float(total) / max(n, 1)}
+    def batches(epoch: int) -> list[torch.Tensor]:
+        return shuffled_batches(len(ddata), p.batch_size, gen, device)
+
+    def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = ddata.batch(idx)
+        if augmenter is not None:
+            x = torch.cat([x, ddata.batch(idx, augmenter)])
+        with autocast(device, config.run.precision):
+            _, rec = model(x)
+        loss = F.mse_loss(rec.float(), x.reshape(len(x), -1))
+        optimizer_step(optimizer, loss)
+        return {"loss": loss}
 
     generators = {"batches": gen, "augment": augmenter.generator if augmenter else None}
     label = f"pretrain {data.name} seed {config.run.seed}"
-    method = PretrainMethod(label, p.epochs, model, optimizer, generators, train_epoch, "reconstruction")
+    method = PretrainMethod(label, p.epochs, model, optimizer, generators, batches, step, "reconstruction")
     return run_pretraining(config, method, progress, checkpoint_dir)
 
 

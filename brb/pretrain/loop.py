@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import pandas as pd
 import torch
@@ -29,14 +29,14 @@ class PretrainResult:
 
 
 class PretrainMethod(Method):
-    """A pretraining method as the engine sees it: ``train_epoch(epoch)`` returns the epoch's mean losses,
-    ``loss`` first, checked by the NaN guard under the name ``term``."""
+    """A pretraining method as the engine sees it: ``batches(epoch)`` its mini-batches, ``step(batch)`` one
+    optimisation step returning ``{"loss": ...}``, checked by the NaN guard under the name ``term``."""
 
     def __init__(self, label: str, epochs: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-                 generators: dict, train_epoch: Callable[[int], dict[str, float]], term: str):
+                 generators: dict, batches: Callable[[int], list], step: Callable[[Any], dict], term: str):
         self.label, self.epochs = label, epochs
         self.model, self.optimizer = model, optimizer
-        self._generators, self._train_epoch = generators, train_epoch
+        self._generators, self._batches, self._step = generators, batches, step
         self.finite_terms = {"loss": term}
 
     def stateful(self) -> dict:
@@ -48,8 +48,11 @@ class PretrainMethod(Method):
     def on_epoch_start(self, engine: Engine, epoch: int) -> None:
         self.model.train()
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
-        return self._train_epoch(epoch)
+    def batches(self, epoch: int) -> list:
+        return self._batches(epoch)
+
+    def training_step(self, batch) -> dict:
+        return self._step(batch)
 
 
 def run_pretraining(config: Config, method: PretrainMethod, progress: bool = True,

@@ -37,21 +37,20 @@ def pretrain_simclr(
     augmenter = make_augmenter(config, ddata, device)
     gen = torch.Generator().manual_seed(config.run.seed)
 
-    def train_epoch(epoch: int) -> dict[str, float]:
-        total, n = torch.zeros((), device=device), 0
-        for idx in shuffled_batches(len(ddata), p.batch_size, gen, device):
-            views = torch.cat([ddata.batch(idx, augmenter), ddata.batch(idx, augmenter)])
-            with autocast(device, config.run.precision):
-                proj = model.project(model.encode(views))
-            loss = nt_xent(*proj.float().split(len(idx)), temperature=p.temperature)
-            optimizer_step(optimizer, loss)
-            total += loss.detach()
-            n += 1
-        return {"loss": float(total) / max(n, 1)}
+    def batches(epoch: int) -> list[torch.Tensor]:
+        return shuffled_batches(len(ddata), p.batch_size, gen, device)
+
+    def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        views = torch.cat([ddata.batch(idx, augmenter), ddata.batch(idx, augmenter)])
+        with autocast(device, config.run.precision):
+            proj = model.project(model.encode(views))
+        loss = nt_xent(*proj.float().split(len(idx)), temperature=p.temperature)
+        optimizer_step(optimizer, loss)
+        return {"loss": loss}
 
     generators = {"batches": gen, "augment": augmenter.generator}
     label = f"simclr {data.name} seed {config.run.seed}"
-    method = PretrainMethod(label, p.epochs, model, optimizer, generators, train_epoch, "contrastive")
+    method = PretrainMethod(label, p.epochs, model, optimizer, generators, batches, step, "contrastive")
     return run_pretraining(config, method, progress, checkpoint_dir)
 
 
