@@ -115,7 +115,7 @@ def test_workflow_plans_packed_jobs(tmp_path):
     assert counts["evaluate"] == 12 + 3  # every run is still evaluated (+ k-means on pixels)
     assert "--seeds 0,1 --parallel 2" in out and "--seeds 2 --parallel 2" in out
     assert "--out 'results/runs/digits/mlp/dcn/brb/seed{seed}'" in out
-    assert "--pretrained 'results/pretrain/digits/mlp/seed{seed}/model.pt'" in out
+    assert "--pretrained 'results/pretrain/digits/mlp/reconstruction/seed{seed}/model.pt'" in out
 
 
 @pytest.mark.slow

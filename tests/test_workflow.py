@@ -72,7 +72,7 @@ def test_paper_preset_plans_every_run_offline(tmp_path, preset, expected):
         assert counts.get(rule) == n, (rule, counts)
     if preset == "ae_table.yaml":
         # one pretrained checkpoint per (dataset, seed) feeds all 12 algorithm/variant runs
-        assert "results/ae_table/pretrain/mnist/mlp/seed805/model.pt" in out.stdout  # `seeds: paper`
+        assert "results/ae_table/pretrain/mnist/mlp/reconstruction/seed805/model.pt" in out.stdout  # `seeds: paper`
         assert "seed7/" not in out.stdout
     if preset in ("ae_table.yaml", "ae_table_main.yaml"):  # the BRB code's step: D1-D9 options reach the runs
         for flag in ("--cluster.dcn_loss_norm '\"samples_clusters\"'", "--cluster.dcn_update_when '\"epoch_end\"'",
@@ -83,7 +83,7 @@ def test_paper_preset_plans_every_run_offline(tmp_path, preset, expected):
         assert dec and all("--cluster.view_passes '\"separate\"'" in line for line in dec)
         assert all("--cluster.bn_logging_pass 'true'" in line for line in dec)
     if preset == "contrastive_table.yaml":  # one SimCLR checkpoint per (dataset, seed) feeds 6 runs + k-means
-        assert "results/contrastive_table/pretrain/cifar100-20/resnet18/seed2/model.pt" in out.stdout
+        assert "results/contrastive_table/pretrain/cifar100-20/resnet18/simclr/seed2/model.pt" in out.stdout
         assert "--brb.block_alpha '{\"layer4\": 0.9}'" in out.stdout and "--data.split '\"train_test\"'" in out.stdout
     if preset == "hyperparams.yaml":  # named variants: their settings reach the console script
         assert "--name brb_T5" in out.stdout and "--brb.interval '5'" in out.stdout
@@ -177,7 +177,7 @@ def test_tiny_contrastive_study_reuses_its_simclr_checkpoint(tmp_path):
     cells = set(zip(comparison["algorithm"], comparison["variant"]))
     assert {("dec", "baseline"), ("idec", "brb"), ("kmeans", "pretrained")} <= cells
     assert comparison.loc[comparison["algorithm"] == "dec", "paper_acc"].tolist() == [88.29, 90.57]
-    simclr = results / "pretrain" / "cifar10" / "resnet18" / "seed0" / "model.pt"
+    simclr = results / "pretrain" / "cifar10" / "resnet18" / "simclr" / "seed0" / "model.pt"
     made = simclr.stat().st_mtime_ns
 
     # a changed clustering setting re-runs the clustering it reaches, never SimCLR

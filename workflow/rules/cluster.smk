@@ -8,13 +8,13 @@ localrules:
 
 rule cluster:
     input:
-        data=f"{RESULTS}/data/{{dataset}}.npz",
+        data=DATA,
         pretrained=pretrained_input,
     output:
-        metrics=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}/metrics.json",
-        labels=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}/labels.npy",
-        history=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}/history.parquet",
-        model=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}/model.pt",
+        metrics=f"{RUN}/metrics.json",
+        labels=f"{RUN}/labels.npy",
+        history=f"{RUN}/history.parquet",
+        model=f"{RUN}/model.pt",
     log:
         f"{RESULTS}/logs/cluster/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}.log",
     wildcard_constraints:
@@ -43,7 +43,7 @@ for i, chunk in enumerate(pack_chunks()):
         name:
             f"cluster_pack_{i}"
         input:
-            data=f"{RESULTS}/data/{{dataset}}.npz",
+            data=DATA,
             pretrained=pack_pretrained_input(chunk),
         output:
             metrics=pack_outputs(chunk, "metrics.json"),
@@ -70,10 +70,10 @@ for i, chunk in enumerate(pack_chunks()):
 
 rule kmeans_pixels:
     input:
-        data=f"{RESULTS}/data/{{dataset}}.npz",
+        data=DATA,
     output:
-        metrics=f"{RESULTS}/runs/{{dataset}}/pixels/kmeans/pixels/seed{{seed}}/metrics.json",
-        labels=f"{RESULTS}/runs/{{dataset}}/pixels/kmeans/pixels/seed{{seed}}/labels.npy",
+        metrics=f"{fill(RUN, arch='pixels', algorithm='kmeans', variant='pixels')}/metrics.json",
+        labels=f"{fill(RUN, arch='pixels', algorithm='kmeans', variant='pixels')}/labels.npy",
     log:
         f"{RESULTS}/logs/kmeans/{{dataset}}/pixels/seed{{seed}}.log",
     conda:
@@ -88,11 +88,11 @@ rule kmeans_pixels:
 
 rule kmeans_pretrained:
     input:
-        data=f"{RESULTS}/data/{{dataset}}.npz",
-        pretrained=f"{RESULTS}/pretrain/{{dataset}}/{{arch}}/seed{{seed}}/model.pt",
+        data=DATA,
+        pretrained=lambda w: f"{pretrain_dir(w.dataset, w.arch, w.seed)}/model.pt",
     output:
-        metrics=f"{RESULTS}/runs/{{dataset}}/{{arch}}/kmeans/pretrained/seed{{seed}}/metrics.json",
-        labels=f"{RESULTS}/runs/{{dataset}}/{{arch}}/kmeans/pretrained/seed{{seed}}/labels.npy",
+        metrics=f"{fill(RUN, algorithm='kmeans', variant='pretrained')}/metrics.json",
+        labels=f"{fill(RUN, algorithm='kmeans', variant='pretrained')}/labels.npy",
     log:
         f"{RESULTS}/logs/kmeans/{{dataset}}/{{arch}}/pretrained/seed{{seed}}.log",
     conda:
@@ -108,10 +108,10 @@ rule kmeans_pretrained:
 
 rule evaluate:
     input:
-        labels=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}/labels.npy",
-        data=f"{RESULTS}/data/{{dataset}}.npz",
+        labels=f"{RUN}/labels.npy",
+        data=DATA,
     output:
-        f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}/evaluation.json",
+        f"{RUN}/evaluation.json",
     log:
         f"{RESULTS}/logs/evaluate/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}.log",
     wildcard_constraints:

@@ -23,6 +23,7 @@ SELFLABEL_SUFFIX = "-selflabel"
 
 wildcard_constraints:
     dataset=r"[a-z0-9\-]+",
+    pretraining="|".join(REGISTRY.names("pretraining")),
     arch=r"[a-z0-9\-]+",
     algorithm="|".join(CLUSTER_ALGORITHMS),
     variant="|".join(VARIANTS),
@@ -98,16 +99,46 @@ def flags(sections, algorithm=None, dataset=None, variant=None, **extra):
     return " ".join(out)
 
 
+# Every output path pattern, defined once; rules and input functions fill them (`fill`, `str.format`).
+DATA = f"{RESULTS}/data/{{dataset}}.npz"
+PRETRAIN = f"{RESULTS}/pretrain/{{dataset}}/{{arch}}/{{pretraining}}/seed{{seed}}"
+RUN = f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}"
+SELFLABEL_RUN = RUN.replace("{variant}", f"{{variant}}{SELFLABEL_SUFFIX}")
+
+
+def fill(pattern, **values):
+    """``pattern`` with the named wildcards replaced (the others stay wildcards)."""
+    for key, value in values.items():
+        pattern = pattern.replace(f"{{{key}}}", str(value))
+    return pattern
+
+
 def data_path(dataset):
-    return f"{RESULTS}/data/{dataset}.npz"
+    return DATA.format(dataset=dataset)
+
+
+def pretraining_method(dataset, arch):
+    """The pretraining method of a (dataset, network): the study's `pretrain.method`, else the network's own."""
+    values = deep_merge(settings_for(dataset=dataset), {"model": {"arch": arch}})
+    return make_config(values).pretrain.resolved_method(arch)
 
 
 def pretrain_dir(dataset, arch, seed):
-    return f"{RESULTS}/pretrain/{dataset}/{arch}/seed{seed}"
+    """The checkpoint directory of a pretraining; its path carries the pretraining method (a BYOL and a SimCLR
+    checkpoint of the same network never collide)."""
+    return fill(
+        PRETRAIN,
+        dataset=dataset,
+        arch=arch,
+        pretraining=pretraining_method(dataset, arch),
+        seed=seed,
+    )
 
 
 def run_dir(dataset, arch, algorithm, variant, seed):
-    return f"{RESULTS}/runs/{dataset}/{arch}/{algorithm}/{variant}/seed{seed}"
+    return RUN.format(
+        dataset=dataset, arch=arch, algorithm=algorithm, variant=variant, seed=seed
+    )
 
 
 def cluster_runs(suffix=""):
@@ -182,10 +213,7 @@ def unpacked_seed_regex():
 
 def pack_outputs(seeds, name):
     """The file `name` of each seed's run directory, as output patterns of a packed rule."""
-    return [
-        f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{s}/{name}"
-        for s in seeds
-    ]
+    return [f"{fill(RUN, seed=s)}/{name}" for s in seeds]
 
 
 def pack_pretrained_input(seeds):

@@ -7,7 +7,7 @@ localrules:
 
 rule prepare:
     output:
-        f"{RESULTS}/data/{{dataset}}.npz",
+        DATA,
     log:
         f"{RESULTS}/logs/prepare/{{dataset}}.log",
     conda:

@@ -1,14 +1,14 @@
-# Autoencoder pretraining: one checkpoint per (dataset, arch, seed), reused by every algorithm and variant.
+# Pretraining: one checkpoint per (dataset, network, pretraining method, seed), reused by every clustering run.
 
 
 rule pretrain:
     input:
-        data=f"{RESULTS}/data/{{dataset}}.npz",
+        data=DATA,
     output:
-        model=f"{RESULTS}/pretrain/{{dataset}}/{{arch}}/seed{{seed}}/model.pt",
-        history=f"{RESULTS}/pretrain/{{dataset}}/{{arch}}/seed{{seed}}/history.parquet",
+        model=f"{PRETRAIN}/model.pt",
+        history=f"{PRETRAIN}/history.parquet",
     log:
-        f"{RESULTS}/logs/pretrain/{{dataset}}/{{arch}}/seed{{seed}}.log",
+        f"{RESULTS}/logs/pretrain/{{dataset}}/{{arch}}/{{pretraining}}/seed{{seed}}.log",
     conda:
         CONDA_ENV
     threads: training_threads("pretrain")
@@ -17,7 +17,10 @@ rule pretrain:
     params:
         outdir=lambda w, output: Path(output.model).parent,
         flags=lambda w: flags(
-            PRETRAIN_SECTIONS, dataset=w.dataset, model={"arch": w.arch}
+            PRETRAIN_SECTIONS,
+            dataset=w.dataset,
+            model={"arch": w.arch},
+            pretrain={"method": w.pretraining},
         ),
     shell:
         "brb pretrain --data {input.data} --out {params.outdir} --run.seed {wildcards.seed} "

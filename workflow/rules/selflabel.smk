@@ -4,14 +4,14 @@
 
 rule selflabel:
     input:
-        data=f"{RESULTS}/data/{{dataset}}.npz",
-        metrics=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}/metrics.json",
-        model=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}/model.pt",
+        data=DATA,
+        metrics=f"{RUN}/metrics.json",
+        model=f"{RUN}/model.pt",
     output:
-        metrics=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}-selflabel/seed{{seed}}/metrics.json",
-        labels=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}-selflabel/seed{{seed}}/labels.npy",
-        history=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}-selflabel/seed{{seed}}/history.parquet",
-        model=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}-selflabel/seed{{seed}}/model.pt",
+        metrics=f"{SELFLABEL_RUN}/metrics.json",
+        labels=f"{SELFLABEL_RUN}/labels.npy",
+        history=f"{SELFLABEL_RUN}/history.parquet",
+        model=f"{SELFLABEL_RUN}/model.pt",
     log:
         f"{RESULTS}/logs/selflabel/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}.log",
     conda:
