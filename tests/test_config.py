@@ -117,3 +117,12 @@ def test_recorded_weights_are_the_applied_ones(tmp_path):
     history = __import__("pandas").read_parquet(out / "history.parquet")
     assert np.isnan(history["loss_contrastive"].iloc[0]) and (history["loss_contrastive"].iloc[1:] == 0).all()
     assert (history["loss_reconstruction"].iloc[1:] > 0).all()
+
+
+def test_with_network_keeps_explicit_keys_and_resolves_the_rest_again():
+    cfg = make_config({"cluster": {"algorithm": "idec", "epochs": 7}})
+    assert cfg.cluster.contrastive_weight == 0.0 and cfg.model.hidden == [1024, 512, 256]
+    resnet = cfg.with_network("resnet18")  # e.g. the network a pretrained checkpoint holds
+    assert resnet.model.arch == "resnet18" and resnet.cluster.epochs == 7
+    assert (resnet.cluster.reconstruction_weight, resnet.cluster.contrastive_weight) == (0.0, 1.0)
+    assert resnet.model.hidden == [512, 256] and cfg.with_network("mlp") is cfg
