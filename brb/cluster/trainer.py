@@ -1,8 +1,9 @@
-"""The one training loop shared by every centroid-based algorithm, with BRB hooks.
+"""Centroid-based deep clustering (DEC, IDEC, DCN, DKM: a :class:`CentroidObjective` each) as a method of the
+training engine, with BRB as an intervention hook.
 
-Per epoch: (BRB at the start of epochs T, 2T, ...) → mini-batches drawn by index from the
-device-resident dataset → loss = cluster_weight · clustering loss + the network's regulariser →
-evaluation (labels are used only here) → one history row.
+Per epoch (brb/engine/loop.py): BRB at the start of epochs T, 2T, ... → mini-batches drawn by index from the
+device-resident dataset → loss = cluster_weight · clustering loss + the network's regulariser, one optimiser
+step each → (DCN ``epoch_end``: the centroid pass) → evaluation (labels are used only here) → one history row.
 
 The regulariser depends on the network: reconstruction MSE (weight ``reconstruction_weight``) for
 autoencoders, NT-Xent between two augmented views' projections (weight ``contrastive_weight``) for
