@@ -61,6 +61,8 @@ def test_default_study_plan(tmp_path):
                            "kmeans_pretrained": 60, "evaluate": 840}),
         ("ae_table_main.yaml", {"prepare": 6, "cluster": 720, "kmeans_pixels": 60, "evaluate": 780}),
         ("hyperparams.yaml", {"prepare": 1, "pretrain": 3, "cluster": 117, "evaluate": 123}),
+        ("digits_dkm_cpu.yaml", {"prepare": 1, "pretrain": 3, "cluster": 6, "kmeans_pixels": 3,
+                                 "kmeans_pretrained": 3, "evaluate": 12}),
         ("contrastive_table.yaml", {"prepare": 2, "pretrain": 6, "cluster": 36, "selflabel": 36,
                                     "kmeans_pretrained": 6, "evaluate": 78}),
     ],
