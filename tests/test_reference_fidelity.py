@@ -13,10 +13,10 @@ import torch.nn as nn
 
 from brb.cluster import ClusterTrainer
 from brb.cluster.losses import DCN
-from brb.cluster.trainer import _batches
 from brb.config import PAPER_SEEDS, make_config
 from brb.data.augment import RandomAffine
 from brb.data.prepared import PreparedData
+from brb.engine.common import shuffled_batches
 from brb.interventions.brb_ops import fresh_parameters, soft_reset, subsample_indices
 
 
@@ -243,10 +243,10 @@ def test_d9_gradient_clipping_touches_the_network_not_the_centroids():
 
 def test_d9_drop_last_drops_the_partial_batch():
     gen = torch.Generator().manual_seed(0)
-    assert [len(b) for b in _batches(10, 4, gen)] == [4, 4, 2]
-    assert [len(b) for b in _batches(10, 4, gen, drop_last=True)] == [4, 4]
-    assert [len(b) for b in _batches(3, 4, gen, drop_last=True)] == [3]  # never an empty epoch
-    assert sorted(torch.cat(_batches(10, 4, gen, drop_last=True)).tolist()) != list(range(10))
+    assert [len(b) for b in shuffled_batches(10, 4, gen)] == [4, 4, 2]
+    assert [len(b) for b in shuffled_batches(10, 4, gen, drop_last=True)] == [4, 4]
+    assert [len(b) for b in shuffled_batches(3, 4, gen, drop_last=True)] == [3]  # never an empty epoch
+    assert sorted(torch.cat(shuffled_batches(10, 4, gen, drop_last=True)).tolist()) != list(range(10))
 
 
 def test_d9_torchvision_style_affine_shifts_whole_pixels_with_nearest_resampling():

@@ -46,8 +46,6 @@ from brb.metrics import cluster_change, clustering_metrics
 from brb.registry import REGISTRY
 from brb.runtime import autocast, setup_run
 
-_batches = shuffled_batches  # the name tests and benchmarks know
-
 
 @dataclass
 class ClusterResult:
@@ -231,7 +229,7 @@ class ClusterTrainer(Method):
         c = self.config.cluster
         self.model.eval()
         with autocast(self.device, self.config.run.precision):
-            for idx in _batches(len(self.data), c.batch_size, self.cpu_gen, self.device, c.drop_last):
+            for idx in shuffled_batches(len(self.data), c.batch_size, self.cpu_gen, self.device, c.drop_last):
                 self.objective.update_centroids(self.model.encode(self.data.batch(idx)).float())
         self.model.train()
 
