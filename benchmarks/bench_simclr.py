@@ -4,7 +4,7 @@ the k-means ACC of the pretrained embedding.
 
 Workload: the settings of ``workflow/presets/contrastive_table.yaml`` (ResNet-18 with the CIFAR stem, MLP
 head and projector; colour augmentation with solarize; SimCLR with NT-Xent, AdamW), trained by
-``brb.pretrain.pretrain_simclr`` on the train split. Data: synthetic random uint8 images (3x32x32, fixed
+``brb.methods.simclr.pretrain_simclr`` on the train split. Data: synthetic random uint8 images (3x32x32, fixed
 ``--seed``) unless ``--data`` names a prepared CIFAR-10 ``.npz``
 (``brb prepare --dataset cifar10 --out cifar10.npz``).
 
@@ -12,7 +12,7 @@ head and projector; colour augmentation with solarize; SimCLR with NT-Xent, Adam
   ``--batch-size``. Per-epoch times come from the run's history (``time_s``). The headline is **training
   images per second** = train images / median timed epoch; each image gives two augmented views (views/s
   = 2x images/s). The issue's GPU target: >= 15,000 images/s; there is no CPU target.
-- ``embed``: ``brb.cluster.trainer.embed`` (inference, eval mode) over the train images, batch
+- ``embed``: ``brb.methods.centroid.embed`` (inference, eval mode) over the train images, batch
   ``--embed-batch-size`` (default ``cluster.eval_batch_size``); median of ``--embed-repeats`` timed passes
   after a one-batch warm-up; images/s.
 - ``kmeans_acc`` (``--kmeans-acc``, on by default when ``--data`` is CIFAR-10): as the pipeline's
@@ -114,12 +114,12 @@ import torch  # noqa: E402
 sys.path.insert(0, str(HERE))
 import _common as C  # noqa: E402
 
-from brb.cluster.trainer import DeviceSubset, device_splits, embed  # noqa: E402
 from brb.config import deep_merge, make_config  # noqa: E402
 from brb.data import DataFileError, load_prepared  # noqa: E402
 from brb.data.prepared import PreparedData  # noqa: E402
+from brb.engine.common import DeviceSubset, device_splits, embed  # noqa: E402
+from brb.methods.simclr import pretrain_simclr  # noqa: E402
 from brb.metrics import clustering_metrics  # noqa: E402
-from brb.pretrain import pretrain_simclr  # noqa: E402
 from brb.runtime import resolve_device  # noqa: E402
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

@@ -112,14 +112,15 @@ import yaml  # noqa: E402
 sys.path.insert(0, str(HERE))
 import _common as C  # noqa: E402
 
-from brb.cluster.trainer import ClusterTrainer, DeviceSubset, embed, new_model  # noqa: E402
 from brb.config import deep_merge, make_config  # noqa: E402
 from brb.data import load_prepared, prepare_dataset  # noqa: E402
 from brb.data.tensors import DeviceData  # noqa: E402
+from brb.engine.common import DeviceSubset, embed, new_model  # noqa: E402
 from brb.interventions.brb_ops import recluster, soft_reset, subsample_indices  # noqa: E402
+from brb.methods.centroid import ClusterTrainer  # noqa: E402
+from brb.methods.reconstruction import pretrain_autoencoder  # noqa: E402
 from brb.metrics import clustering_metrics  # noqa: E402
 from brb.models.checkpoint import save_checkpoint  # noqa: E402
-from brb.pretrain import pretrain_autoencoder  # noqa: E402
 from brb.runtime import resolve_device  # noqa: E402
 from brb.stages import evaluate_stage  # noqa: E402
 
@@ -429,7 +430,7 @@ class Bench:
         main_rss = usage.ru_maxrss * 1024 / C.GIB
         # fixed cost: a process that only imports what `brb cluster` imports (torch, sklearn, pandas, brb)
         base_cmd = [sys.executable, "-c", "import torch, sklearn.cluster, pandas, pyarrow, brb.cli, "
-                    "brb.stages, brb.cluster.trainer, brb.models.checkpoint"]
+                    "brb.stages, brb.methods.centroid, brb.models.checkpoint"]
         base = subprocess.Popen(base_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=C.REPO)
         _, _, base_usage = os.wait4(base.pid, 0)
         base.returncode = 0

@@ -23,8 +23,8 @@ _EXPORTS = {
     "load_prepared": "brb.data",
     "prepare_dataset": "brb.data",
     "clustering_metrics": "brb.metrics",
-    "pretrain_autoencoder": "brb.pretrain",
-    "run_clustering": "brb.cluster",
+    "pretrain_autoencoder": "brb.methods.reconstruction",
+    "run_clustering": "brb.methods.centroid",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -245,8 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from brb.checkpointing import Interrupted, ResumeError
-    from brb.cluster.trainer import TrainingError
     from brb.data.registry import DataFileError
+    from brb.engine.loop import TrainingError
     from brb.models.checkpoint import CheckpointError
 
     args = build_parser().parse_args(argv)

@@ -105,10 +105,10 @@ class _DeepCentroidClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         config = make_config(self._settings(len(X), seed))
 
-        from brb.cluster import run_clustering
         from brb.data.prepared import PreparedData
         from brb.data.tensors import DeviceData
-        from brb.pretrain import pretrain_autoencoder
+        from brb.methods.centroid import run_clustering
+        from brb.methods.reconstruction import pretrain_autoencoder
 
         # labels are used only to score the history; an estimator has none, so they are all 0
         data = PreparedData("array", X, np.zeros(len(X), dtype=np.int64), [str(k) for k in range(self.n_clusters)])
@@ -127,9 +127,9 @@ class _DeepCentroidClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         """The samples in the embedding space (n_samples, embedding size)."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float32, reset=False)
-        from brb.cluster import embed
         from brb.data.prepared import PreparedData
         from brb.data.tensors import DeviceData
+        from brb.engine.common import embed
 
         device = next(self.model_.parameters()).device
         data = PreparedData("array", X, np.zeros(len(X), dtype=np.int64), ["0"])

@@ -29,8 +29,8 @@ def write_npy(array: np.ndarray, path: Path) -> None:
 
 def _load_device_data(config: Config, data_path: Path):
     """(training data, evaluation data, device) as ``config.data.split`` says (the same object when combined)."""
-    from brb.cluster.trainer import device_splits
     from brb.data import load_prepared
+    from brb.engine.common import device_splits
     from brb.runtime import setup_run
 
     prepared = load_prepared(data_path)
@@ -44,8 +44,8 @@ def _load_device_data(config: Config, data_path: Path):
 
 def pretrain_stage(config: Config, data_path: Path, out_dir: Path, progress: bool = True) -> dict[str, Path]:
     from brb.data import load_prepared
+    from brb.methods.pretraining import pretrain
     from brb.models.checkpoint import save_checkpoint
-    from brb.pretrain import pretrain
     from brb.runtime import job_environment, resolve_device
 
     out_dir = Path(out_dir)
@@ -78,13 +78,13 @@ def cluster_stage(
     name: Optional[str] = None,
 ) -> dict[str, Path]:
     """Deep clustering run; ``name`` labels the variant in the outputs (default: ``brb.variant``)."""
-    from brb.cluster.trainer import ClusterTrainer
+    from brb.methods.centroid import ClusterTrainer
     from brb.models.checkpoint import load_model, save_checkpoint
     from brb.runtime import job_environment
 
     out_dir = Path(out_dir)
     data, eval_data, device = _load_device_data(config, data_path)
-    model, arch = None, config.model.arch
+    model, arch, payload = None, config.model.arch, {}
     if pretrained is not None:
         model, payload = load_model(pretrained, input_shape=data.sample_shape)
         arch = payload["arch"]
@@ -104,6 +104,7 @@ def cluster_stage(
         "brb_variant": config.brb.variant,
         "seed": config.run.seed,
         "pretrained": str(pretrained) if pretrained else None,
+        "pretraining": payload.get("method") if pretrained else "scratch",
         "evaluated_on": "test" if config.data.split == "train_test" else "all",
         **result.metrics,
         "environment": env,
@@ -121,7 +122,7 @@ def selflabel_stage(
     run directory of its own (metrics.json, labels.npy, history.parquet, model.pt with the cluster head)."""
     import json
 
-    from brb.cluster.selflabel import self_label
+    from brb.methods.selflabel import self_label
     from brb.models.checkpoint import CheckpointError, load_model, save_checkpoint
     from brb.runtime import job_environment
 
@@ -164,7 +165,7 @@ def kmeans_stage(config: Config, data_path: Path, out_dir: Path, pretrained: Opt
     With ``data.split: train_test`` it is fitted on the train split and labels the test split."""
     from sklearn.cluster import KMeans
 
-    from brb.cluster.trainer import embed
+    from brb.engine.common import embed
     from brb.metrics import clustering_metrics
     from brb.models.checkpoint import load_model
 
@@ -196,6 +197,7 @@ def kmeans_stage(config: Config, data_path: Path, out_dir: Path, pretrained: Opt
         "variant": "pretrained" if pretrained is not None else "pixels",
         "seed": config.run.seed,
         "pretrained": str(pretrained) if pretrained else None,
+        "pretraining": payload.get("method") if pretrained else "none",
         "evaluated_on": "test" if config.data.split == "train_test" else "all",
         **clustering_metrics(data.y, labels),
         "n_clusters": k,

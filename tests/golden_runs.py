@@ -6,8 +6,11 @@ Every run goes through the console script, as a user (and the workflow) runs it:
   from a 5-epoch pretrained autoencoder (one per seed), 6 clustering epochs, BRB every 2;
 - tiny CIFAR-10 (real pickle format, ``cifar_files.py``): SimCLR, then DEC with BRB, then self-labeling.
 
-``python tests/golden_runs.py`` records ``tests/golden/*.npz`` (labels and per-epoch history of each run)
-and ``tests/golden/metrics.json``; ``tests/test_golden.py`` re-runs them and compares. Record again only when
+``python tests/golden_runs.py`` records ``tests/golden/<cpu capability>/outputs.npz`` (labels and per-epoch
+history of each run) and ``metrics.json`` beside it, one set per CPU kind (torch's CPU kernels sum in another
+order on AVX2 than on AVX512, and a tiny run's labels follow); ``tests/test_golden.py`` re-runs them and
+compares with the set of this machine's kind, exactly. Record a new kind's set from the code the goldens
+were first recorded with (a worktree of that commit), so that it pins the same code; record again only when
 a change of results is intended, and say which runs changed and why.
 """
 
@@ -113,8 +116,14 @@ def machine() -> dict:
             "machine": platform.machine()}
 
 
+def kind_dir(kind: str | None = None) -> Path:
+    """The golden set of a CPU kind (default: this machine's)."""
+    return GOLDEN / (kind or torch.backends.cpu.get_cpu_capability()).lower()
+
+
 def record() -> None:
-    GOLDEN.mkdir(exist_ok=True)
+    out_dir = kind_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         outputs = produce(Path(tmp))
     arrays = {}
@@ -122,17 +131,21 @@ def record() -> None:
         arrays[f"{name}/labels"] = o["labels"]
         for column, values in o["history"].items():
             arrays[f"{name}/history/{column}"] = values
-    np.savez_compressed(GOLDEN / "outputs.npz", **arrays)
+    np.savez_compressed(out_dir / "outputs.npz", **arrays)
     summary = {"recorded_on": machine(), "runs": {name: o["metrics"] for name, o in outputs.items()}}
-    (GOLDEN / "metrics.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
-    print(f"recorded {len(outputs)} runs in {GOLDEN}")
+    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    print(f"recorded {len(outputs)} runs in {out_dir}")
 
 
 def load() -> tuple[dict, dict[str, dict]]:
-    """(summary, name -> {labels, history}) of the recorded golden outputs."""
-    summary = json.loads((GOLDEN / "metrics.json").read_text())
+    """(summary, name -> {labels, history}) of the golden set of this machine's CPU kind, else of another kind
+    (then compared within a tolerance)."""
+    here = kind_dir()
+    sets = [here] if (here / "metrics.json").exists() else sorted(p.parent for p in GOLDEN.glob("*/metrics.json"))
+    folder = sets[0]
+    summary = json.loads((folder / "metrics.json").read_text())
     runs: dict[str, dict] = {name: {"labels": None, "history": {}} for name in summary["runs"]}
-    with np.load(GOLDEN / "outputs.npz") as z:
+    with np.load(folder / "outputs.npz") as z:
         for key in z.files:
             name, kind, *rest = key.split("/")
             if kind == "labels":

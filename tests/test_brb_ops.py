@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from brb.cluster.losses import DCN, DEC, student_t_assignment, target_distribution
 from brb.config import make_config
 from brb.interventions.brb_ops import recluster, soft_reset, subsample_indices
+from brb.methods.dcn import DCN
+from brb.methods.dec import DEC, student_t_assignment, target_distribution
 from brb.models.autoencoder import FeedForwardAutoencoder
 
 
@@ -134,8 +135,8 @@ def test_recluster_rejects_too_many_clusters_and_subsample_is_seeded():
 
 
 def test_alpha_step_resets_deeper_blocks_less():
-    from brb.cluster import ClusterTrainer
     from brb.data.prepared import PreparedData
+    from brb.methods.centroid import ClusterTrainer
 
     rng = np.random.default_rng(0)
     data = PreparedData("toy", rng.integers(0, 255, (60, 1, 4, 4), dtype=np.uint8), np.arange(60) % 3, ["a", "b", "c"])

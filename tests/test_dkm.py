@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from brb.cluster.dkm import DKM, annealed_alphas
 from brb.config import make_config
+from brb.methods.dkm import DKM, annealed_alphas
 from brb.registry import REGISTRY
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,6 +11,7 @@ from brb.checkpointing import Interrupted
 from brb.config import make_config
 from brb.engine.loop import Engine, Hook, Method, TrainingError
 from brb.interventions.brb import BRB
+from brb.methods.base import HasClusterHead, HasResetBlocks
 
 
 class Toy(Method):
@@ -120,17 +121,88 @@ def test_nan_guard_names_the_term_and_keeps_the_last_checkpoint(tmp_path):
 
 def test_brb_refuses_a_method_without_centroids():
     brb = BRB(make_config({"brb": {"variant": "brb"}}).brb, seed=0)
-    with pytest.raises(TypeError, match="BRB needs a method with reset blocks and centroids"):
+    with pytest.raises(TypeError, match="BRB's soft_reset needs a method declaring HasResetBlocks; Toy does not"):
         Engine(Toy([]), hooks=[brb], progress=False).fit()
     baseline = BRB(make_config({}).brb, seed=0)  # the baseline variant needs nothing
     assert len(Engine(Toy([]), hooks=[baseline], progress=False).fit().history) == 5
 
 
+class ResettableToy(Toy, HasResetBlocks):
+    """Declares reset blocks only: soft reset applies, reclustering does not."""
+
+    def named_reset_blocks(self, include_embedding=False):
+        return [("net", [self.net])]
+
+
+class HeadToy(ResettableToy, HasClusterHead):
+    """No centroids, but a cluster head BRB's reclustering re-seeds (as DDC's head could be)."""
+
+    n_clusters = 2
+
+    def __init__(self, calls):
+        super().__init__(calls)
+        self.x = torch.tensor([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]])
+        self.seeded = []
+
+    def n_train(self):
+        return len(self.x)
+
+    def embed_rows(self, index):
+        return self.x[torch.as_tensor(index)]
+
+    def reseed_cluster_head(self, centroids):
+        self.seeded.append(centroids)
+
+
+def test_brb_parts_need_exactly_the_capabilities_they_use():
+    reset = BRB(make_config({"brb": {"variant": "reset", "interval": 2}}).brb, seed=0)
+    toy = ResettableToy([])
+    before = toy.net.weight.detach().clone()
+    Engine(toy, hooks=[reset], progress=False).fit()
+    assert not torch.equal(toy.net.weight.detach(), before + 4)  # soft reset moved the weights
+    recluster = BRB(make_config({"brb": {"variant": "recluster"}}).brb, seed=0)
+    with pytest.raises(TypeError, match="recluster needs a method declaring HasCentroids or HasClusterHead"):
+        Engine(ResettableToy([]), hooks=[recluster], progress=False).fit()
+    head = HeadToy([])
+    reseed = BRB(make_config({"brb": {"variant": "recluster", "interval": 2, "subsample": 4}}).brb, seed=0)
+    reseed.parts["momentum_reset"] = False  # a head has no centroid optimiser state to reset
+    Engine(head, hooks=[reseed], progress=False).fit()
+    assert len(head.seeded) == 1  # at epoch 2 of 4
+    centres = sorted(head.seeded[0].tolist())
+    assert centres[0] == pytest.approx([0.05, 0.0]) and centres[1] == pytest.approx([5.05, 5.0])
+
+
+def test_networks_declare_what_the_registry_tags_say():
+    from brb.models import architecture
+    from brb.models.blocks import PROJECTION, RECONSTRUCTION, provides
+    from brb.registry import REGISTRY
+
+    for entry in REGISTRY.entries("network"):
+        cls = architecture(entry.name)
+        assert provides(cls, RECONSTRUCTION) == ("autoencoder" in entry.tags), entry.name
+        assert provides(cls, PROJECTION) == ("contrastive" in entry.tags), entry.name
+
+
+def test_networks_expose_their_intermediate_outputs():
+    from brb.models.autoencoder import FeedForwardAutoencoder
+    from brb.models.resnet import ResNetEmbedding
+
+    mlp = FeedForwardAutoencoder((1, 8, 8), 10, hidden=[32, 16]).eval()
+    x = torch.randn(5, 1, 8, 8)
+    out = mlp.intermediate(x)
+    assert [(n, tuple(t.shape)) for n, t in out] == [("block0", (5, 32)), ("block1", (5, 16)), ("block2", (5, 10))]
+    assert (out[0][1] >= 0).all() and torch.equal(out[-1][1], mlp.encode(x))  # after ReLU; last = embedding
+    net = ResNetEmbedding((3, 16, 16), embedding_dim=8, hidden=[16]).eval()
+    names = [n for n, _ in net.intermediate(torch.randn(2, 3, 16, 16))]
+    assert names == ["stem", "layer1", "layer2", "layer3", "layer4", "pool", "head0", "head1"]
+    torch.testing.assert_close(net.intermediate(torch.ones(2, 3, 16, 16))[-1][1], net.encode(torch.ones(2, 3, 16, 16)))
+
+
 @pytest.mark.parametrize("backend", ["tensorboard", "mlflow", "wandb"])
 def test_tracking_backends_record_every_epoch(backend, tmp_path, monkeypatch):
     """Experiment tracking is a hook: a tiny clustering run writes its per-epoch ACC to the file/offline backend."""
-    from brb.cluster import run_clustering
     from brb.data import load_prepared, prepare_dataset
+    from brb.methods.centroid import run_clustering
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")

@@ -1,9 +1,10 @@
 """Golden outputs (``tests/golden_runs.py``): the same tiny runs give the same labels and histories as when
 they were recorded, so a re-cut of the training core cannot change results unnoticed.
 
-On the machine kind they were recorded on (same torch, same CPU kernels) labels must be byte-identical and
-every history value equal to float32 precision; elsewhere (other CPU kernels sum in another order) labels
-may differ on a few borderline samples, so ACC/NMI must agree within 0.02.
+On a machine kind with its own recorded set (same torch, same CPU kernels: tests/golden/avx512, avx2) labels
+must be byte-identical and every history value equal to float32 precision; on another kind (other CPU kernels
+sum in another order) labels may differ on a few borderline samples, so ACC/NMI must agree within 0.02 or four
+samples' worth, whichever is larger (the tiny CIFAR runs have 20 samples).
 """
 
 import numpy as np
@@ -33,6 +34,7 @@ def test_golden_run_reproduces(outputs, name):
         for column, values in want["history"].items():
             np.testing.assert_allclose(got["history"][column], values, rtol=1e-6, atol=1e-7, err_msg=f"{name}: {column}")
     else:
+        atol = max(0.02, 4 / len(want["labels"]))
         for column in ("acc", "nmi"):
-            np.testing.assert_allclose(got["history"][column], want["history"][column], atol=0.02, err_msg=column)
+            np.testing.assert_allclose(got["history"][column], want["history"][column], atol=atol, err_msg=column)
         assert np.array_equal(got["history"]["brb"], want["history"]["brb"])

@@ -114,7 +114,7 @@ def test_workflow_plans_packed_jobs(tmp_path):
     assert counts["cluster_pack_0"] == 4 and counts["cluster_pack_1"] == 4 and "cluster" not in counts
     assert counts["evaluate"] == 12 + 3  # every run is still evaluated (+ k-means on pixels)
     assert "--seeds 0,1 --parallel 2" in out and "--seeds 2 --parallel 2" in out
-    assert "--out 'results/runs/digits/mlp/dcn/brb/seed{seed}'" in out
+    assert "--out 'results/runs/digits/mlp/reconstruction/dcn/brb/seed{seed}'" in out
     assert "--pretrained 'results/pretrain/digits/mlp/reconstruction/seed{seed}/model.pt'" in out
 
 
@@ -123,7 +123,7 @@ def test_packed_workflow_gives_the_unpacked_labels(tmp_path):
     study = tmp_path / "minimal.yaml"
     study.write_text(MINIMAL_STUDY)
     runs = tmp_path / "results" / "runs" / "digits" / "mlp" / "dec" / "brb"
-    targets = [f"results/runs/digits/mlp/dec/brb/seed{s}/labels.npy" for s in (0, 1)]
+    targets = [f"results/runs/digits/mlp/reconstruction/dec/brb/seed{s}/labels.npy" for s in (0, 1)]
     out = snakemake("-c2", *targets, "--configfile", TINY, study, cwd=tmp_path)
     assert rule_counts(out.stdout + out.stderr).get("cluster") == 2
     unpacked = {s: (runs / f"seed{s}" / "labels.npy").read_bytes() for s in (0, 1)}

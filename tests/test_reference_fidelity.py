@@ -11,13 +11,13 @@ import pytest
 import torch
 import torch.nn as nn
 
-from brb.cluster import ClusterTrainer
-from brb.cluster.losses import DCN
 from brb.config import PAPER_SEEDS, make_config
 from brb.data.augment import RandomAffine
 from brb.data.prepared import PreparedData
 from brb.engine.common import shuffled_batches
 from brb.interventions.brb_ops import fresh_parameters, soft_reset, subsample_indices
+from brb.methods.centroid import ClusterTrainer
+from brb.methods.dcn import DCN
 
 
 def _dcn(**cluster):

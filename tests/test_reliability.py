@@ -102,9 +102,9 @@ def test_nan_loss_stops_the_stage_without_outputs(digits, tmp_path, capsys):
 
 
 def test_nan_loss_keeps_last_good_checkpoint(digits, tmp_path):
-    from brb.cluster import ClusterTrainer, TrainingError
     from brb.config import make_config
     from brb.data import load_prepared
+    from brb.methods.centroid import ClusterTrainer, TrainingError
 
     class PoisonedAtEpoch2(ClusterTrainer):
         def on_epoch_start(self, engine, epoch):
@@ -238,9 +238,9 @@ def test_resume_checkpoint_of_other_config_is_set_aside(digits, tmp_path, capsys
 
 
 def test_empty_clusters_are_counted_and_reseeded(digits):
-    from brb.cluster import ClusterTrainer
     from brb.config import make_config
     from brb.data import load_prepared
+    from brb.methods.centroid import ClusterTrainer
 
     cfg = make_config({"model": {"hidden": [16]}, "cluster": {"epochs": 0, "n_clusters": 5, "empty_clusters": "reseed"}})
     trainer = ClusterTrainer(cfg, load_prepared(digits))

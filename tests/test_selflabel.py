@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from brb.cluster import TrainingError
-from brb.cluster.selflabel import balanced_weights, centroid_head, self_label, self_label_loss
-from brb.cluster.trainer import embed
 from brb.config import make_config
 from brb.data.augment import Cutout
 from brb.data.prepared import PreparedData
 from brb.data.tensors import DeviceData
+from brb.engine.common import embed
+from brb.engine.loop import TrainingError
 from brb.interventions.brb_ops import recluster
+from brb.methods.selflabel import balanced_weights, centroid_head, self_label, self_label_loss
 from brb.metrics import clustering_metrics
 from brb.models.autoencoder import FeedForwardAutoencoder
 

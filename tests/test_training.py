@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from brb.cluster import ClusterTrainer, TrainingError, run_clustering
 from brb.config import make_config
 from brb.data import load_prepared, prepare_dataset
 from brb.data.augment import RandomAffine
 from brb.data.tensors import DeviceData
-from brb.pretrain import pretrain_autoencoder
+from brb.methods.centroid import ClusterTrainer, TrainingError, run_clustering
+from brb.methods.reconstruction import pretrain_autoencoder
 
 SMALL = {"model": {"hidden": [128, 64]}, "run": {"threads": 1}}
 

@@ -14,6 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
 TINY_CIFAR = REPO / "tests" / "configs" / "tiny_cifar.yaml"
+TINY_SHEET = REPO / "tests" / "configs" / "tiny_sheet.yaml"
 
 
 def snakemake(*args, cwd, timeout=900, check=True):
@@ -123,6 +124,51 @@ def test_bad_config_fails_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_run_sheet_plans_each_row_with_its_network_pretraining_and_settings(tmp_path):
+    out = snakemake("-n", "-p", "--configfile", TINY_SHEET, cwd=tmp_path).stdout
+    counts = job_counts(out)
+    assert {k: counts.get(k) for k in ("pretrain", "cluster", "kmeans_pixels", "kmeans_pretrained")} == {
+        "pretrain": 1, "cluster": 4, "kmeans_pixels": 1, "kmeans_pretrained": 1}
+    assert "results/runs/digits/mlp/reconstruction/dec/brb/seed0/metrics.json" in out
+    assert "results/runs/digits/mlp/scratch/dcn/brb/seed1/metrics.json" in out
+    scratch = [line for line in out.splitlines() if "brb cluster" in line and "/scratch/" in line]
+    assert len(scratch) == 2 and all("--cluster.lr '0.002'" in line and "--pretrained" not in line for line in scratch)
+    pretrained = [line for line in out.splitlines() if "brb cluster" in line and "/reconstruction/" in line]
+    assert len(pretrained) == 2 and all("--cluster.lr" not in line and "--pretrained" in line for line in pretrained)
+
+
+def test_run_sheet_errors_name_the_row(tmp_path):
+    text = TINY_SHEET.read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("pretraining: reconstruction", "pretraining: byol2"))
+    proc = snakemake("-n", "--configfile", bad, cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "row pretrained" in proc.stdout + proc.stderr and "byol2" in proc.stdout + proc.stderr
+    # two rows defining the same runs differently
+    bad.write_text(text.replace("algorithms: [dcn]", "algorithms: [dec]").replace("pretraining: none", "pretraining: reconstruction")
+                   .replace("variants: [brb]\n    seeds: [0, 1]", "variants: [brb]\n    seeds: [1]"))
+    proc = snakemake("-n", "--configfile", bad, cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "both define digits/mlp/reconstruction/dec/brb" in proc.stdout + proc.stderr
+    # a checkpoint is made once: rows sharing it must agree on its settings
+    bad.write_text(text.replace("algorithms: [dcn]", "algorithms: [idec]").replace("pretraining: none", "pretraining: reconstruction")
+                   .replace("cluster: {epochs: 3, lr: 0.002}", "pretrain: {epochs: 5}"))
+    proc = snakemake("-n", "--configfile", bad, cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "share the reconstruction checkpoint" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_tiny_run_sheet_study_runs_and_reports_each_row(tmp_path):
+    snakemake("-c2", "--configfile", TINY_SHEET, cwd=tmp_path)
+    df = pd.read_parquet(tmp_path / "results" / "metrics.parquet")
+    runs = df[df["algorithm"] != "kmeans"]
+    assert sorted(zip(runs["arch"], runs["algorithm"], runs["variant"], runs["seed"])) == [
+        ("mlp/reconstruction", "dec", "baseline", 0), ("mlp/reconstruction", "dec", "brb", 0),
+        ("mlp/scratch", "dcn", "brb", 0), ("mlp/scratch", "dcn", "brb", 1)]
+    assert (runs.loc[runs["arch"] == "mlp/scratch", "epochs"] == 3).all()  # the row's settings ran
+    assert (runs.loc[runs["arch"] == "mlp/reconstruction", "epochs"] == 4).all()
+    summary = (tmp_path / "results" / "tables" / "summary.md").read_text()
+    assert "mlp/scratch" in summary and "mlp/reconstruction" in summary
+
+
 @pytest.mark.slow
 def test_tiny_study_runs_and_rebuilds_only_what_changed(tmp_path):
     snakemake("-c2", "--configfile", TINY, cwd=tmp_path)
@@ -152,7 +198,7 @@ def test_tiny_study_runs_and_rebuilds_only_what_changed(tmp_path):
     counts = job_counts(out.stdout)
     assert counts.get("cluster") == 2 and "pretrain" not in counts and "prepare" not in counts
     assert counts.get("evaluate") == 2 and counts.get("aggregate") == 1
-    assert "runs/digits/mlp/dec/" not in out.stdout.split("Job stats:")[0].replace("dcn", "")
+    assert "runs/digits/mlp/reconstruction/dec/" not in out.stdout.split("Job stats:")[0].replace("dcn", "")
 
     # a report with every table and plot
     snakemake("--configfile", TINY, "--report", "report.html", cwd=tmp_path)

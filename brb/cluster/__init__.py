@@ -1,20 +1,3 @@
-"""Centroid-based deep clustering (DEC, IDEC, DCN) sharing one training loop, with BRB."""
+"""k-means on the training device (:mod:`brb.cluster.kmeans_torch`), used by reclustering and evaluation.
 
-from brb.cluster.losses import DCN, DEC, IDEC, CentroidObjective
-from brb.cluster.trainer import ClusterResult, ClusterTrainer, TrainingError, embed, run_clustering
-from brb.interventions.brb_ops import recluster, soft_reset, subsample_indices
-
-__all__ = [
-    "CentroidObjective",
-    "ClusterResult",
-    "ClusterTrainer",
-    "DCN",
-    "DEC",
-    "IDEC",
-    "TrainingError",
-    "embed",
-    "recluster",
-    "run_clustering",
-    "soft_reset",
-    "subsample_indices",
-]
+The clustering methods themselves live in :mod:`brb.methods`."""

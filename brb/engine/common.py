@@ -14,6 +14,7 @@ from brb.data.prepared import PreparedData
 from brb.data.tensors import DeviceData
 from brb.engine.loop import TrainingError
 from brb.models import architecture, build_model
+from brb.models.blocks import PROJECTION, provides
 from brb.runtime import autocast
 
 
@@ -50,20 +51,16 @@ def new_model(config: Config, data: DeviceData, n_clusters: int) -> nn.Module:
     m = config.model
     kwargs = {"input_shape": data.sample_shape, "embedding_dim": m.embedding_dim or n_clusters,
               "hidden": m.hidden, "batch_norm": m.batch_norm}
-    if hasattr(architecture(m.arch), "project"):
+    if provides(architecture(m.arch), PROJECTION):
         kwargs["projection"] = m.projection
     model = build_model(m.arch, **kwargs)
     if m.weights is not None:
         from brb.models.resnet import load_external_weights
 
-        if not hasattr(model, "project"):
+        if not provides(model, PROJECTION):
             raise TrainingError(f"model.weights is for the resnet18 network, not {m.arch!r}")
         load_external_weights(model, m.weights)
     return model
-
-
-def is_contrastive(model: nn.Module) -> bool:
-    return hasattr(model, "project")
 
 
 def shuffled_batches(n: int, batch_size: int, generator: torch.Generator, device=None,

@@ -1,5 +1,5 @@
-"""Interventions: hooks of the training engine that act on any method declaring what they need."""
+"""Interventions: hooks that act on any method declaring the capabilities they need (brb/methods/base.py)."""
 
-from brb.interventions.brb import BRB, SupportsBRB
+from brb.interventions.brb import BRB
 
-__all__ = ["BRB", "SupportsBRB"]
+__all__ = ["BRB"]

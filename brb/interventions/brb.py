@@ -2,40 +2,24 @@
 blocks, reclustering of its centroids on the embedding of a subsample, and a reset of exactly the optimiser
 state the method names for its centroids. Which parts run is the variant's (``brb.variant``).
 
-Any method that declares the capabilities of :class:`SupportsBRB` can take it (today: the centroid-based
-clustering methods DEC, IDEC, DCN on every network). A part whose capability a method lacks is an error.
+Each part needs a capability the method declares (:mod:`brb.methods.base`): the soft reset its reset blocks
+(:class:`HasResetBlocks`), reclustering its centroids (:class:`HasCentroids`) or a cluster head it re-seeds from
+the new centroids (:class:`HasClusterHead`), the momentum reset its centroids' optimiser state. A part whose
+capability a method lacks is an error at fit start, naming the part and the capability.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
-
-import numpy as np
 import torch
-import torch.nn as nn
 
 from brb.config import BRBConfig
 from brb.engine.loop import Engine, Hook
 from brb.interventions.brb_ops import recluster, soft_reset, subsample_indices
+from brb.methods.base import HasCentroids, HasClusterHead, HasResetBlocks
 
-
-@runtime_checkable
-class SupportsBRB(Protocol):
-    """What BRB needs of a method: its named reset blocks (input side first), the number of training samples
-    and clusters, the embedding of some training rows, and ways to replace the centroids and to reset their
-    optimiser state."""
-
-    n_clusters: int
-
-    def named_reset_blocks(self, include_embedding: bool = False) -> list[tuple[str, list[nn.Module]]]: ...
-
-    def n_train(self) -> int: ...
-
-    def embed_rows(self, index: np.ndarray) -> torch.Tensor: ...
-
-    def set_centroids(self, centroids: torch.Tensor) -> None: ...
-
-    def reset_centroid_momentum(self, steps: bool) -> None: ...
+#: the capability each part of BRB needs of a method (reclustering: centroids, or a cluster head to re-seed)
+NEEDS = {"soft_reset": (HasResetBlocks,), "recluster": (HasCentroids, HasClusterHead),
+         "momentum_reset": (HasCentroids,)}
 
 
 class BRB(Hook):
@@ -49,15 +33,20 @@ class BRB(Hook):
         return epoch > 0 and epoch % self.config.interval == 0 and any(self.parts.values())
 
     def on_fit_start(self, engine: Engine) -> None:
-        if any(self.parts.values()) and not isinstance(engine.method, SupportsBRB):
-            raise TypeError(f"BRB needs a method with reset blocks and centroids; {type(engine.method).__name__} has not")
+        for part, on in self.parts.items():
+            needs = NEEDS[part]
+            if on and not isinstance(engine.method, needs):
+                raise TypeError(
+                    f"BRB's {part} needs a method declaring {' or '.join(n.__name__ for n in needs)}; "
+                    f"{type(engine.method).__name__} does not (see brb/methods/base.py)"
+                )
 
     def on_epoch_start(self, engine: Engine, epoch: int) -> None:
         if self.due(epoch):
             self.apply(engine.method, epoch)
             engine.history[-1]["brb"] = True  # the row of the state BRB was applied to
 
-    def apply(self, method: SupportsBRB, epoch: int) -> None:
+    def apply(self, method, epoch: int) -> None:
         b = self.config
         if self.parts["soft_reset"]:
             named = method.named_reset_blocks(include_embedding=b.reset_embedding)
@@ -68,6 +57,9 @@ class BRB(Hook):
             z = method.embed_rows(idx)
             centers = recluster(z, method.n_clusters, b.recluster_method, self.seed + epoch, b.kmeans_n_init,
                                 backend=self.kmeans_backend)
-            method.set_centroids(torch.from_numpy(centers))
+            if isinstance(method, HasCentroids):
+                method.set_centroids(torch.from_numpy(centers))
+            else:
+                method.reseed_cluster_head(torch.from_numpy(centers))
         if self.parts["momentum_reset"]:
             method.reset_centroid_momentum(steps=b.reset_momentum_steps)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from brb.models.blocks import ResetBlocksMixin, linear_blocks
+from brb.models.blocks import RECONSTRUCTION, ResetBlocksMixin, linear_blocks, sequential_outputs
 
 
 def _mlp(widths: list[int], batch_norm: bool) -> nn.Sequential:
@@ -28,6 +28,7 @@ class FeedForwardAutoencoder(ResetBlocksMixin, nn.Module):
     """
 
     ARCH_FIELDS = ("input_shape", "embedding_dim", "hidden", "batch_norm")
+    provides = frozenset({RECONSTRUCTION})
 
     def __init__(self, input_shape, embedding_dim: int, hidden=(1024, 512, 256), batch_norm: bool = True):
         super().__init__()
@@ -44,6 +45,11 @@ class FeedForwardAutoencoder(ResetBlocksMixin, nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x.reshape(len(x), -1))
+
+    def intermediate(self, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        """The encoder's outputs block by block (``block0``, ...: after its non-linearity; the last is the
+        embedding), for losses on hidden layers."""
+        return sequential_outputs(self.encoder, x.reshape(len(x), -1), nn.Linear, "block")
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)

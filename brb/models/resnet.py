@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from brb.models.autoencoder import _mlp
-from brb.models.blocks import ResetBlocksMixin, linear_blocks
+from brb.models.blocks import PROJECTION, ResetBlocksMixin, linear_blocks, sequential_outputs
 from brb.models.checkpoint import CheckpointError
 
 
@@ -36,6 +36,7 @@ class ResNetEmbedding(ResetBlocksMixin, nn.Module):
     decoder = None
 
     ARCH_FIELDS = ("input_shape", "embedding_dim", "hidden", "batch_norm", "projection")
+    provides = frozenset({PROJECTION})
 
     def __init__(
         self,
@@ -64,6 +65,16 @@ class ResNetEmbedding(ResetBlocksMixin, nn.Module):
                 self._channels_last = True
             x = x.contiguous(memory_format=torch.channels_last)
         return self.head(self.backbone(x))
+
+    def intermediate(self, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        """Outputs of the stem, ``layer1`` ... ``layer4``, the pooled 512 features and the head's blocks
+        (``head0``, ...; the last is the embedding), for losses on hidden layers."""
+        b = self.backbone
+        out = [("stem", b.maxpool(b.relu(b.bn1(b.conv1(x)))))]
+        for name in ("layer1", "layer2", "layer3", "layer4"):
+            out.append((name, getattr(b, name)(out[-1][1])))
+        out.append(("pool", torch.flatten(b.avgpool(out[-1][1]), 1)))
+        return out + sequential_outputs(self.head, out[-1][1], nn.Linear, "head")
 
     def project(self, z: torch.Tensor) -> torch.Tensor:
         return self.projector(z)

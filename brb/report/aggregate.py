@@ -44,6 +44,7 @@ RUN_COLUMNS = (
     "n_nonempty_clusters",
     "wall_time_s",
     "pretrained",
+    "pretraining",
     "evaluated_on",
     "evaluated",
     "run_dir",
@@ -159,6 +160,8 @@ def load_run(metrics_path: str | os.PathLike) -> dict[str, Any]:
     row["wall_time_s"] = _as_float(path, "wall_time_s", raw.get("wall_time_s"))
     pretrained = raw.get("pretrained")
     row["pretrained"] = None if pretrained is None else str(pretrained)
+    pretraining = raw.get("pretraining")
+    row["pretraining"] = None if pretraining is None else str(pretraining)
     row["evaluated_on"] = str(raw.get("evaluated_on", "all"))  # "test" for train/test-split runs
 
     row["evaluated"] = False
@@ -191,6 +194,11 @@ def collect_runs(metrics_paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     for key in ("epochs", "n_clusters", "n_nonempty_clusters"):
         df[key] = df[key].astype("Int64")
     df["evaluated"] = df["evaluated"].astype(bool)
+    # a study that mixes pretraining methods on one network (run sheet) tells them apart in every table and plot
+    mixed = df.dropna(subset=["pretraining"]).groupby("arch")["pretraining"].nunique()
+    for arch in mixed[mixed > 1].index:
+        rows = (df["arch"] == arch) & df["pretraining"].notna()
+        df.loc[rows, "arch"] = arch + "/" + df.loc[rows, "pretraining"]
     return df.sort_values(list(ID_COLUMNS), kind="stable").reset_index(drop=True)
 
 

@@ -16,7 +16,7 @@ rule cluster:
         history=f"{RUN}/history.parquet",
         model=f"{RUN}/model.pt",
     log:
-        f"{RESULTS}/logs/cluster/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}.log",
+        run_log("cluster"),
     wildcard_constraints:
         seed=unpacked_seed_regex(),  # with pack > 1 the study's seeds go to cluster_pack_*
     conda:
@@ -51,7 +51,9 @@ for i, chunk in enumerate(pack_chunks()):
             history=pack_outputs(chunk, "history.parquet"),
             model=pack_outputs(chunk, "model.pt"),
         log:
-            f"{RESULTS}/logs/cluster/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seeds{'-'.join(map(str, chunk))}.log",
+            run_log("cluster").replace(
+                "seed{seed}", f"seeds{'-'.join(map(str, chunk))}"
+            ),
         conda:
             CONDA_ENV
         threads: training_threads("cluster")
@@ -72,8 +74,8 @@ rule kmeans_pixels:
     input:
         data=DATA,
     output:
-        metrics=f"{fill(RUN, arch='pixels', algorithm='kmeans', variant='pixels')}/metrics.json",
-        labels=f"{fill(RUN, arch='pixels', algorithm='kmeans', variant='pixels')}/labels.npy",
+        metrics=f"{fill(RUN, arch='pixels', pretraining='none', algorithm='kmeans', variant='pixels')}/metrics.json",
+        labels=f"{fill(RUN, arch='pixels', pretraining='none', algorithm='kmeans', variant='pixels')}/labels.npy",
     log:
         f"{RESULTS}/logs/kmeans/{{dataset}}/pixels/seed{{seed}}.log",
     conda:
@@ -89,12 +91,12 @@ rule kmeans_pixels:
 rule kmeans_pretrained:
     input:
         data=DATA,
-        pretrained=lambda w: f"{pretrain_dir(w.dataset, w.arch, w.seed)}/model.pt",
+        pretrained=lambda w: f"{pretrain_dir(w.dataset, w.arch, w.pretraining, w.seed)}/model.pt",
     output:
         metrics=f"{fill(RUN, algorithm='kmeans', variant='pretrained')}/metrics.json",
         labels=f"{fill(RUN, algorithm='kmeans', variant='pretrained')}/labels.npy",
     log:
-        f"{RESULTS}/logs/kmeans/{{dataset}}/{{arch}}/pretrained/seed{{seed}}.log",
+        run_log("kmeans").replace("{algorithm}/{variant}/", "pretrained/"),
     conda:
         CONDA_ENV
     threads: training_threads("cluster")
@@ -113,7 +115,7 @@ rule evaluate:
     output:
         f"{RUN}/evaluation.json",
     log:
-        f"{RESULTS}/logs/evaluate/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}.log",
+        run_log("evaluate"),
     wildcard_constraints:
         algorithm="|".join(CLUSTER_ALGORITHMS + ["kmeans"]),
         variant="|".join(

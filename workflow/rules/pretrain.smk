@@ -16,12 +16,7 @@ rule pretrain:
         **training_resources("pretrain"),
     params:
         outdir=lambda w, output: Path(output.model).parent,
-        flags=lambda w: flags(
-            PRETRAIN_SECTIONS,
-            dataset=w.dataset,
-            model={"arch": w.arch},
-            pretrain={"method": w.pretraining},
-        ),
+        flags=pretrain_flags,
     shell:
         "brb pretrain --data {input.data} --out {params.outdir} --run.seed {wildcards.seed} "
         "--run.threads {threads} {params.flags} > {log} 2>&1"

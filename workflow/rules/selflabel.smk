@@ -13,7 +13,7 @@ rule selflabel:
         history=f"{SELFLABEL_RUN}/history.parquet",
         model=f"{SELFLABEL_RUN}/model.pt",
     log:
-        f"{RESULTS}/logs/selflabel/{{dataset}}/{{arch}}/{{algorithm}}/{{variant}}/seed{{seed}}.log",
+        run_log("selflabel"),
     conda:
         CONDA_ENV
     threads: training_threads("cluster")
@@ -27,6 +27,7 @@ rule selflabel:
             algorithm=w.algorithm,
             dataset=w.dataset,
             variant=w.variant,
+            row=run_row(w),
         ),
     shell:
         "brb selflabel --data {input.data} --run {params.rundir} --out {params.outdir} "

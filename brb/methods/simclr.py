@@ -14,7 +14,8 @@ from brb.data.prepared import PreparedData
 from brb.data.tensors import DeviceData
 from brb.engine.common import make_augmenter, new_model, optimizer_step, shuffled_batches
 from brb.engine.loop import TrainingError
-from brb.pretrain.loop import PretrainMethod, PretrainResult, run_pretraining
+from brb.methods.pretraining import PretrainMethod, PretrainResult, run_pretraining
+from brb.models.blocks import PROJECTION, provides
 from brb.runtime import autocast, setup_run
 
 
@@ -30,7 +31,7 @@ def pretrain_simclr(
         raise TrainingError(f"SimCLR needs image data; {data.name} holds feature vectors")
     n_clusters = config.cluster.n_clusters or ddata.n_classes
     model = new_model(config, ddata, n_clusters).to(device)
-    if not hasattr(model, "project"):
+    if not provides(model, PROJECTION):
         raise TrainingError(f"SimCLR needs a network with a projector (model.arch resnet18), not {config.model.arch!r}")
     p = config.pretrain
     optimizer = make_optimizer(p.optimizer, model, p.lr, p.weight_decay)
@@ -52,12 +53,3 @@ def pretrain_simclr(
     label = f"simclr {data.name} seed {config.run.seed}"
     method = PretrainMethod(label, p.epochs, model, optimizer, generators, batches, step, "contrastive")
     return run_pretraining(config, method, progress, checkpoint_dir)
-
-
-def pretrain(config: Config, data: PreparedData, progress: bool = True, checkpoint_dir: Optional[Path] = None):
-    """Pretraining by ``config.pretrain.method`` (auto: by architecture)."""
-    from brb.pretrain.autoencoder import pretrain_autoencoder
-
-    method = config.pretrain.resolved_method(config.model.arch)
-    fn = pretrain_simclr if method == "simclr" else pretrain_autoencoder
-    return fn(config, data, progress=progress, checkpoint_dir=checkpoint_dir)

@@ -66,3 +66,11 @@ def run_pretraining(config: Config, method: PretrainMethod, progress: bool = Tru
     method.model.eval()
     return PretrainResult(model=method.model, history=history, wall_time_s=fit.wall_time_s,
                           checkpointer=engine.checkpointer, resumed_from=fit.resumed_from)
+
+
+def pretrain(config: Config, data, progress: bool = True, checkpoint_dir: Optional[Path] = None) -> PretrainResult:
+    """Pretraining by ``config.pretrain.method`` (``auto``: the network's own), the registry's entry of that name."""
+    from brb.registry import REGISTRY
+
+    method = REGISTRY.load("pretraining", config.pretrain.resolved_method(config.model.arch))
+    return method(config, data, progress=progress, checkpoint_dir=checkpoint_dir)

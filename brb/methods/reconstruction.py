@@ -13,7 +13,7 @@ from brb.contrastive import make_optimizer
 from brb.data.prepared import PreparedData
 from brb.data.tensors import DeviceData
 from brb.engine.common import embed, make_augmenter, new_model, optimizer_step, shuffled_batches
-from brb.pretrain.loop import PretrainMethod, PretrainResult, run_pretraining
+from brb.methods.pretraining import PretrainMethod, PretrainResult, run_pretraining
 from brb.runtime import autocast, setup_run
 
 

@@ -20,7 +20,7 @@ import math
 
 import torch
 
-from brb.cluster.losses import CentroidObjective, squared_distances
+from brb.methods.objective import CentroidObjective, squared_distances
 
 
 def annealed_alphas(n: int = 40, first: float = 0.1) -> list[float]:

@@ -23,16 +23,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from brb.cluster.losses import CentroidObjective
 from brb.config import Config
 from brb.contrastive import nt_xent
 from brb.data.prepared import PreparedData
 from brb.data.tensors import DeviceData
-from brb.engine.common import (  # noqa: F401  (embed, new_model, ... are also imported from here)
+from brb.engine.common import (
     DeviceSubset,
     device_splits,
     embed,
-    is_contrastive,
     make_augmenter,
     new_model,
     optimizer_step,
@@ -42,6 +40,8 @@ from brb.engine.loop import Engine, Method, TrainingError
 from brb.engine.tracking import tracking_hooks
 from brb.interventions.brb import BRB
 from brb.interventions.brb_ops import recluster
+from brb.methods.base import PROJECTION, RECONSTRUCTION, HasCentroids, HasResetBlocks, provides
+from brb.methods.objective import CentroidObjective
 from brb.metrics import cluster_change, clustering_metrics
 from brb.registry import REGISTRY
 from brb.runtime import autocast, setup_run
@@ -58,10 +58,10 @@ class ClusterResult:
     extra: dict = field(default_factory=dict)
 
 
-class ClusterTrainer(Method):
+class ClusterTrainer(Method, HasResetBlocks, HasCentroids):
     """Deep clustering of one dataset with one centroid-based method, as an engine :class:`Method`; BRB (an
     intervention hook, parts switched by ``config.brb``) acts on it through the capabilities it declares
-    (:class:`brb.interventions.brb.SupportsBRB`)."""
+    (:class:`brb.methods.base.HasResetBlocks`, :class:`~brb.methods.base.HasCentroids`)."""
 
     finite_terms = {"loss_cluster": "clustering", "loss_reconstruction": "reconstruction",
                     "loss_contrastive": "contrastive"}
@@ -91,7 +91,7 @@ class ClusterTrainer(Method):
             raise TrainingError(f"cluster.n_clusters={self.n_clusters} exceeds the number of samples ({len(data)})")
         self.model = (model or new_model(config, data, self.n_clusters)).to(self.device)
         self.weights = c.resolved_weights()
-        self.contrastive = is_contrastive(self.model)
+        self.contrastive = provides(self.model, PROJECTION)
         if self.contrastive and self.weights["contrastive_weight"] > 0 and not c.augment:
             raise TrainingError(
                 "the contrastive regulariser needs two augmented views: set cluster.augment: true "
@@ -100,7 +100,7 @@ class ClusterTrainer(Method):
         # the configuration was resolved against the network's declared capabilities (Config._fill_defaults),
         # so the weights recorded in metrics.json are the applied ones; a model passed in must match them
         if (self.weights["contrastive_weight"] > 0 and not self.contrastive) or (
-            self.weights["reconstruction_weight"] > 0 and self.model.decoder is None
+            self.weights["reconstruction_weight"] > 0 and not provides(self.model, RECONSTRUCTION)
         ):
             raise TrainingError(f"the model passed in is not a {config.model.arch} network, as model.arch says")
         self.cpu_gen = torch.Generator().manual_seed(config.run.seed)
@@ -122,7 +122,7 @@ class ClusterTrainer(Method):
         self.labels = self.objective.predict(z).cpu().numpy()
         self._initial = self._row(self.labels, losses={})
 
-    # --- what BRB needs (brb.interventions.brb.SupportsBRB) ------------------------------------------
+    # --- what BRB needs (HasResetBlocks, HasCentroids: brb/methods/base.py) ----------------------------
     def named_reset_blocks(self, include_embedding: bool = False) -> list[tuple[str, list[nn.Module]]]:
         return self.model.named_reset_blocks(include_embedding=include_embedding)
 
@@ -217,7 +217,7 @@ class ClusterTrainer(Method):
         the concatenated views under ``inference_mode``; its only effect is one more update of every
         BatchNorm layer's running statistics, which this reproduces."""
         with autocast(self.device, self.config.run.precision):
-            if self.model.decoder is not None:
+            if provides(self.model, RECONSTRUCTION):
                 self.model(inputs)
             else:
                 self.model.encode(inputs)
