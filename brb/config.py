@@ -93,7 +93,14 @@ class ModelConfig(_Section):
     embedding_dim: Optional[int] = Field(
         None, gt=0, description="embedding size (None: mlp the number of clusters, as in the paper; resnet18 128)"
     )
-    batch_norm: bool = Field(True, description="BatchNorm after each hidden linear layer")
+    batch_norm: Optional[bool] = Field(
+        None, description="BatchNorm after each hidden layer (None: the network's default; mlp and resnet18 on, "
+        "conv as its layer spec says)"
+    )
+    spec: Optional[str] = Field(
+        None, description="conv: the layer spec, a shipped name (`brb info`; brb/models/specs) or a .json/.yaml "
+        "file; the spec fixes the code size (leave embedding_dim unset or equal to it)"
+    )
     projection: list[int] = Field(
         default_factory=lambda: [2048, 128],
         description="widths of the contrastive projector on the embedding (resnet18; paper 128 -> 2048 -> 128)",

@@ -38,7 +38,7 @@ def test_report_orders_and_colours_come_from_the_registry():
 def test_unknown_names_are_errors_that_list_the_known_ones():
     with pytest.raises(ConfigError, match="unknown clustering method 'spectral'; known: dec, idec, dcn"):
         make_config({"cluster": {"algorithm": "spectral"}})
-    with pytest.raises(ConfigError, match="unknown network 'vit'; known: mlp, resnet18"):
+    with pytest.raises(ConfigError, match="unknown network 'vit'; known: mlp, resnet18, conv"):
         make_config({"model": {"arch": "vit"}})
     with pytest.raises(UnknownNameError, match="unknown variant 'x'; known: baseline, brb, reset, recluster"):
         REGISTRY.entry("variant", "x")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Optional
 
 import numpy as np
@@ -49,9 +50,12 @@ def make_augmenter(config: Config, data: DeviceData, device: torch.device):
 def new_model(config: Config, data: DeviceData, n_clusters: int) -> nn.Module:
     """A freshly initialised network of ``config.model`` (with ``model.weights`` loaded, when set)."""
     m = config.model
+    cls = architecture(m.arch)
     kwargs = {"input_shape": data.sample_shape, "embedding_dim": m.embedding_dim or n_clusters,
               "hidden": m.hidden, "batch_norm": m.batch_norm}
-    if provides(architecture(m.arch), PROJECTION):
+    if "spec" in inspect.signature(cls).parameters:  # a layer-spec network: its spec fixes the code size
+        kwargs.update(spec=m.spec, embedding_dim=m.embedding_dim)
+    if provides(cls, PROJECTION):
         kwargs["projection"] = m.projection
     model = build_model(m.arch, **kwargs)
     if m.weights is not None:
