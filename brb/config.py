@@ -31,6 +31,14 @@ ALGORITHM_DEFAULTS: dict[str, dict[str, float]] = {
 CONTRASTIVE_DEFAULTS: dict[str, float] = {
     e.name: e.defaults["contrastive_weight"] for e in REGISTRY.entries("method", tag="clustering")
 }
+#: Per-method defaults of the other optional ``cluster`` keys (optimiser, lr, DEC target, ...), with the value a
+#: method that does not name a key gets (``CLUSTER_FALLBACKS``).
+CLUSTER_FALLBACKS: dict[str, Any] = {"optimizer": "adam", "lr": 1e-3, "target": "batch", "kl_reduction": "mean",
+                                     "final_kmeans": False}
+METHOD_CLUSTER_DEFAULTS: dict[str, dict[str, Any]] = {
+    e.name: {**CLUSTER_FALLBACKS, **{k: v for k, v in e.defaults.items() if k in CLUSTER_FALLBACKS}}
+    for e in REGISTRY.entries("method", tag="clustering")
+}
 #: Per-network defaults of the model section, used where a run leaves them unset.
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     e.name: {k: v for k, v in e.defaults.items() if k != "pretraining"} for e in REGISTRY.entries("network")
@@ -177,8 +185,14 @@ class PretrainConfig(_Section):
         None, ge=0, description="weight decay (None: 0 reconstruction, 1e-4 SimCLR; never on biases and norms "
         "with adamw)"
     )
-    optimizer: Optional[Literal["adam", "adamw"]] = Field(
-        None, description="adam | adamw (None: adam for reconstruction, adamw for SimCLR)"
+    optimizer: Optional[Literal["adam", "adamw", "sgd"]] = Field(
+        None, description="adam | adamw | sgd (None: adam for reconstruction, adamw for SimCLR); sgd with "
+        "pretrain.momentum and pretrain.nesterov, weight decay (L2) not on biases and norms"
+    )
+    momentum: float = Field(0.9, ge=0, lt=1, description="sgd: momentum")
+    nesterov: bool = Field(True, description="sgd: Nesterov momentum (Aljalbout et al.)")
+    lr_decay: float = Field(
+        1.0, gt=0, le=1, description="learning rate multiplied by this after every epoch (Aljalbout et al.: 0.9999)"
     )
     temperature: float = Field(0.5, gt=0, description="NT-Xent temperature (SimCLR, and the contrastive regulariser)")
     augment: bool = Field(False, description="reconstruct augmented views as well (augmentation invariance)")
@@ -192,7 +206,16 @@ class ClusterConfig(_Section):
     n_clusters: Optional[int] = Field(None, gt=0, description="number of clusters (None: number of classes)")
     epochs: int = Field(400, ge=0, description="clustering epochs (paper: 400)")
     batch_size: int = Field(256, gt=0, description="mini-batch size")
-    lr: float = Field(1e-3, gt=0, description="Adam learning rate for network and centroids")
+    lr: Optional[float] = Field(
+        None, gt=0, description="learning rate for network and centroids (None: the method's; 1e-3, "
+        "ae_kl / ae_kmeans 0.01)"
+    )
+    optimizer: Optional[Literal["adam", "sgd"]] = Field(
+        None, description="adam | sgd with cluster.momentum / cluster.nesterov (None: the method's; adam, "
+        "ae_kl / ae_kmeans Nesterov SGD as Aljalbout et al.)"
+    )
+    momentum: float = Field(0.9, ge=0, lt=1, description="sgd: momentum")
+    nesterov: bool = Field(True, description="sgd: Nesterov momentum")
     cluster_weight: Optional[float] = Field(
         None, ge=0, description="weight of the clustering loss (None: per-algorithm default)"
     )
@@ -205,10 +228,29 @@ class ClusterConfig(_Section):
     )
     augment: bool = Field(False, description="augmentation invariance: losses on a clean and an augmented view")
     dec_alpha: float = Field(1.0, gt=0, description="degrees of freedom of DEC's Student-t kernel")
-    target: Literal["batch", "dataset"] = Field(
-        "batch",
-        description="DEC/IDEC target distribution: per mini-batch (BRB reference code) or over the "
-        "whole dataset, recomputed every epoch (original DEC)",
+    target: Optional[Literal["batch", "dataset"]] = Field(
+        None,
+        description="DEC/IDEC/ae_kl target distribution: per mini-batch (BRB reference code) or over the "
+        "whole dataset, recomputed every epoch (original DEC; Aljalbout et al.) (None: the method's; batch, "
+        "ae_kl dataset)",
+    )
+    kl_reduction: Optional[Literal["mean", "sum"]] = Field(
+        None, description="KL(P || Q) of a batch: mean over its samples (DEC) or sum (Aljalbout et al.'s code; "
+        "its weight against the mean reconstruction then grows with the batch size) (None: the method's)"
+    )
+    kmeans_loss_centroids: Literal["fixed", "learned"] = Field(
+        "fixed", description="ae_kmeans: centroids fixed at their k-means start (Aljalbout et al.'s code: "
+        "excluded from the update) or learned by the optimiser"
+    )
+    recluster_every: int = Field(
+        0, ge=0, description="re-run k-means on the whole embedding every this many epochs and write the "
+        "centroids back (0: never; Aljalbout et al.'s paper: 10 for the k-means loss, their code computes it and "
+        "discards it)"
+    )
+    final_kmeans: Optional[bool] = Field(
+        None, description="report k-means (cluster.kmeans_n_init restarts) on the final embedding as the run's "
+        "labels and scores, the centroid assignment's as centroid_acc / centroid_nmi / centroid_ari "
+        "(Aljalbout et al.'s metric) (None: the method's; off, ae_kl / ae_kmeans on)"
     )
     dcn_update: Literal["counts", "reference"] = Field(
         "counts",
@@ -404,6 +446,9 @@ class Config(_Section):
                     )
                 value = 0.0
             if getattr(self.cluster, key) is None or value == 0.0:
+                object.__setattr__(self.cluster, key, value)
+        for key, value in METHOD_CLUSTER_DEFAULTS[self.cluster.algorithm].items():
+            if getattr(self.cluster, key) is None:
                 object.__setattr__(self.cluster, key, value)
         for key, value in ARCH_DEFAULTS.get(self.model.arch, {}).items():
             if getattr(self.model, key) is None:

@@ -33,8 +33,13 @@ def decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def make_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """adam (decay on every tensor, as torch's Adam does) or adamw (decoupled decay, not on biases/norms)."""
+def make_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float, momentum: float = 0.9,
+                   nesterov: bool = True) -> torch.optim.Optimizer:
+    """adam (decay on every tensor, as torch's Adam does), adamw (decoupled decay, not on biases/norms) or sgd
+    (momentum, Nesterov; L2 decay not on biases/norms: a Lasagne penalty c·Σθ² is ``weight_decay`` = 2c)."""
     if name == "adamw":
         return torch.optim.AdamW(decay_groups(model, weight_decay), lr=lr)
+    if name == "sgd":
+        return torch.optim.SGD(decay_groups(model, weight_decay), lr=lr, momentum=momentum,
+                               nesterov=nesterov and momentum > 0)
     return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)

@@ -55,6 +55,12 @@ def clustering_metrics(y_true, y_pred) -> dict[str, float]:
     }
 
 
+def nmi_geometric(y_true, y_pred) -> float:
+    """NMI normalised by the geometric mean of the entropies (scikit-learn's default before 0.22; the
+    normalisation of Aljalbout et al. and tk-uco), next to the arithmetic one of ``nmi``."""
+    return float(normalized_mutual_info_score(np.asarray(y_true), np.asarray(y_pred), average_method="geometric"))
+
+
 def uncertainty(distances: np.ndarray) -> np.ndarray:
     """Per-point ratio of nearest to second-nearest centroid distance (1 = on a boundary)."""
     d = np.sort(np.asarray(distances), axis=1)

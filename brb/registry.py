@@ -161,6 +161,20 @@ REGISTRY.add("method", "dkm", "brb.methods.dkm:DKM",
              tags={"clustering", "centroids"},  # cluster_weight = the authors' lambda 1 / D features (~100)
              defaults={"cluster_weight": 0.01, "reconstruction_weight": 1.0, "contrastive_weight": 1.0})
 
+REGISTRY.add("method", "ae_kl", "brb.methods.aljalbout:AEKL",
+             summary="Aljalbout et al. 2018 AE + KL: DEC's KL summed over the batch (target over the dataset "
+                     "every epoch) + reconstruction, Nesterov SGD; k-means on the final embedding",
+             tags={"clustering", "centroids"},
+             defaults={"cluster_weight": 1.0, "reconstruction_weight": 1.0, "contrastive_weight": 1.0,
+                       "optimizer": "sgd", "lr": 0.01, "target": "dataset", "kl_reduction": "sum",
+                       "final_kmeans": True})
+REGISTRY.add("method", "ae_kmeans", "brb.methods.aljalbout:AEKMeans",
+             summary="Aljalbout et al. 2018 AE + k-means loss: 0.1 * mean distance to the nearest centroid "
+                     "(Euclidean) + reconstruction, centroids fixed as their code, Nesterov SGD",
+             tags={"clustering", "centroids"},
+             defaults={"cluster_weight": 0.1, "reconstruction_weight": 1.0, "contrastive_weight": 1.0,
+                       "optimizer": "sgd", "lr": 0.01, "final_kmeans": True})
+
 # --- variants: which BRB parts each switches on (the paper's ablations are reset and recluster) -----------
 REGISTRY.add("variant", "baseline", summary="no intervention", colour="#4C72B0",
              defaults={"soft_reset": False, "recluster": False, "momentum_reset": False})

@@ -166,7 +166,7 @@ def kmeans_stage(config: Config, data_path: Path, out_dir: Path, pretrained: Opt
     from sklearn.cluster import KMeans
 
     from brb.engine.common import embed
-    from brb.metrics import clustering_metrics
+    from brb.metrics import clustering_metrics, nmi_geometric
     from brb.models.checkpoint import load_model
 
     out_dir = Path(out_dir)
@@ -200,6 +200,7 @@ def kmeans_stage(config: Config, data_path: Path, out_dir: Path, pretrained: Opt
         "pretraining": payload.get("method") if pretrained else "none",
         "evaluated_on": "test" if config.data.split == "train_test" else "all",
         **clustering_metrics(data.y, labels),
+        "nmi_geometric": nmi_geometric(data.y, labels),
         "n_clusters": k,
         "n_nonempty_clusters": int(len(np.unique(labels))),
         "epochs": 0,
@@ -223,7 +224,7 @@ def _evaluated_part(run_dir: Path) -> str:
 def evaluate_stage(run_dir: Path, data_path: Path, silhouette: bool = False) -> dict[str, Path]:
     """Metrics recomputed from ``labels.npy`` against the data's labels (cheap; silhouette opt-in)."""
     from brb.data import DataFileError, load_prepared
-    from brb.metrics import clustering_metrics
+    from brb.metrics import clustering_metrics, nmi_geometric
 
     run_dir = Path(run_dir)
     labels_path = run_dir / "labels.npy"
@@ -237,7 +238,7 @@ def evaluate_stage(run_dir: Path, data_path: Path, silhouette: bool = False) -> 
     if labels.shape != data.y.shape:
         raise DataFileError(f"{labels_path} has {labels.shape} labels but {data_path} has {data.y.shape} samples")
     start = time.perf_counter()
-    result = clustering_metrics(data.y, labels)
+    result = {**clustering_metrics(data.y, labels), "nmi_geometric": nmi_geometric(data.y, labels)}
     sizes = np.bincount(labels)
     result.update(cluster_sizes=sizes.tolist(), n_nonempty_clusters=int((sizes > 0).sum()))
     if silhouette:

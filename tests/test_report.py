@@ -481,3 +481,21 @@ def test_standard_plots_include_the_barrier_figure_when_recluster_runs_exist(tmp
     for variant in ("baseline", "brb"):
         _write_run(other, "mnist", "dec", variant, 0, 0.8)
     assert "reclustering barrier" not in write_standard_plots(collect_runs(sorted(other.glob("*/metrics.json"))), tmp_path / "p2")
+
+
+def test_aljalbout_rows_compare_with_our_method_names_and_geometric_nmi():
+    """Their table's rows (pixels, AE, AE + k-means loss, AE + KL on their 60k MNIST) meet our k-means baselines and
+    ae_kmeans / ae_kl runs, ACC and geometric NMI."""
+    rows = []
+    for algorithm, variant, acc, nmi_g in (("kmeans", "pixels", 0.54, 0.48), ("kmeans", "pretrained", 0.76, 0.67),
+                                           ("ae_kmeans", "baseline", 0.78, 0.80), ("ae_kl", "baseline", 0.86, 0.825),
+                                           ("ae_kl", "brb", 0.90, 0.85)):
+        for seed in (0, 1):
+            rows.append({"dataset": "mnist60k", "arch": "conv", "algorithm": algorithm, "variant": variant,
+                         "seed": seed, "acc": acc, "nmi": nmi_g - 0.01, "nmi_geometric": nmi_g, "ari": 0.5})
+    cmp = paper_vs_ours(pd.DataFrame(rows), reference_path("published.csv"), block="aljalbout2018")
+    assert sorted(zip(cmp["algorithm"], cmp["variant"])) == [("ae_kl", "baseline"), ("ae_kmeans", "baseline"),
+                                                              ("kmeans", "pixels"), ("kmeans", "pretrained")]
+    kl = _cell(cmp, algorithm="ae_kl", variant="baseline", dataset="mnist60k")
+    assert (kl["paper_acc"], kl["paper_nmi_geometric"]) == (85.9, 82.5)
+    assert kl["ours_nmi_geometric_mean"] == pytest.approx(82.5) and "NMI (geometric) paper" in cmp.attrs["display_columns"]

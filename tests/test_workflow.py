@@ -66,6 +66,13 @@ def test_default_study_plan(tmp_path):
                                  "kmeans_pretrained": 3, "evaluate": 12}),
         ("contrastive_table.yaml", {"prepare": 2, "pretrain": 6, "cluster": 36, "selflabel": 36,
                                     "kmeans_pretrained": 6, "evaluate": 78}),
+        ("convae_digits_cpu.yaml", {"prepare": 1, "pretrain": 3, "cluster": 12, "kmeans_pixels": 3,
+                                    "kmeans_pretrained": 3, "evaluate": 18}),
+        ("convae_fmnist_cpu.yaml", {"prepare": 1, "pretrain": 1, "cluster": 4, "kmeans_pixels": 1,
+                                    "kmeans_pretrained": 1, "evaluate": 6}),
+        # run sheet: (ae_kmeans, ae_kl) x (baseline, brb) + ae_kmeans recluster10, x 2 datasets x 5 seeds
+        ("aljalbout_table.yaml", {"prepare": 2, "pretrain": 10, "cluster": 50, "kmeans_pixels": 10,
+                                  "kmeans_pretrained": 10, "evaluate": 70}),
     ],
 )
 def test_paper_preset_plans_every_run_offline(tmp_path, preset, expected):
@@ -88,6 +95,12 @@ def test_paper_preset_plans_every_run_offline(tmp_path, preset, expected):
     if preset == "contrastive_table.yaml":  # one SimCLR checkpoint per (dataset, seed) feeds 6 runs + k-means
         assert "results/contrastive_table/pretrain/cifar100-20/resnet18/simclr/seed2/model.pt" in out.stdout
         assert "--brb.block_alpha '{\"layer4\": 0.9}'" in out.stdout and "--data.split '\"train_test\"'" in out.stdout
+    if preset == "aljalbout_table.yaml":  # per-dataset networks and batches; the paper's variant on one row only
+        assert "results/aljalbout_table/pretrain/coil20/conv/reconstruction/seed4/model.pt" in out.stdout
+        coil = [line for line in out.stdout.splitlines() if "brb pretrain" in line and "coil20" in line]
+        assert coil and all("--model.spec '\"coil_arch0\"'" in line and "--pretrain.batch_size '10'" in line
+                            for line in coil)
+        assert "ae_kl/recluster10" not in out.stdout and "ae_kmeans/recluster10/seed0" in out.stdout
     if preset == "hyperparams.yaml":  # named variants: their settings reach the console script
         assert "--name brb_T5" in out.stdout and "--brb.interval '5'" in out.stdout
         assert "--name baseline_lr1e-4" in out.stdout and "--cluster.lr '0.0001'" in out.stdout

@@ -42,7 +42,7 @@ from brb.interventions.brb import BRB
 from brb.interventions.brb_ops import recluster
 from brb.methods.base import PROJECTION, RECONSTRUCTION, HasCentroids, HasResetBlocks, provides
 from brb.methods.objective import CentroidObjective
-from brb.metrics import cluster_change, clustering_metrics
+from brb.metrics import cluster_change, clustering_metrics, nmi_geometric
 from brb.registry import REGISTRY
 from brb.runtime import autocast, setup_run
 
@@ -118,7 +118,10 @@ class ClusterTrainer(Method, HasResetBlocks, HasCentroids):
         params = [{"params": list(self.model.parameters()), "name": "network"}]
         if self.objective.learned_centroids:
             params.append({"params": [self.objective.centroids], "name": "centroids"})
-        self.optimizer = torch.optim.Adam(params, lr=c.lr)
+        if c.optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov and c.momentum > 0)
+        else:
+            self.optimizer = torch.optim.Adam(params, lr=c.lr)
         self.labels = self.objective.predict(z).cpu().numpy()
         self._initial = self._row(self.labels, losses={})
 
@@ -148,10 +151,30 @@ class ClusterTrainer(Method, HasResetBlocks, HasCentroids):
         c = self.config.cluster
         self.objective.start_epoch(epoch)
         self.model.train()
+        if c.recluster_every and epoch > 0 and epoch % c.recluster_every == 0:
+            self._recluster_all(epoch)
         self._target = None  # DEC's dataset-wide target, when asked for, over the data as the epoch starts
         if c.target == "dataset" and self.weights["cluster_weight"] > 0:
             z_full = embed(self.model, self.data, c.eval_batch_size, self.config.run.precision)
             self._target = self.objective.full_target(z_full)
+
+    def _recluster_all(self, epoch: int) -> None:
+        """``cluster.recluster_every``: k-means on the embedding of all training data, written back as the
+        centroids (as Aljalbout et al.'s paper describes for the k-means loss)."""
+        c = self.config.cluster
+        z = embed(self.model, self.data, c.eval_batch_size, self.config.run.precision)
+        centers = recluster(z, self.n_clusters, "kmeans", self.config.run.seed + epoch, c.kmeans_n_init,
+                            backend=self.config.run.kmeans)
+        self.objective.set_centroids(torch.from_numpy(centers))
+
+    def final_kmeans(self) -> np.ndarray:
+        """Labels of k-means (``cluster.kmeans_n_init`` restarts) on the final embedding of the evaluation data."""
+        c = self.config.cluster
+        z = embed(self.model, self.eval_data, c.eval_batch_size, self.config.run.precision)
+        from sklearn.cluster import KMeans
+
+        km = KMeans(n_clusters=self.n_clusters, n_init=c.kmeans_n_init, random_state=self.config.run.seed)
+        return km.fit_predict(z.cpu().numpy()).astype(np.int64)
 
     def batches(self, epoch: int) -> list[torch.Tensor]:
         c = self.config.cluster
@@ -309,10 +332,16 @@ class ClusterTrainer(Method, HasResetBlocks, HasCentroids):
         self.checkpointer = engine.checkpointer
         fit = engine.fit()
         history = pd.DataFrame(fit.history)
+        labels, extra = self.labels, {}
+        if self.config.cluster.final_kmeans:  # k-means on the final embedding is the reported assignment
+            extra = {f"centroid_{k}": v for k, v in clustering_metrics(self.eval_data.y, self.labels).items()}
+            labels = self.final_kmeans()
         metrics = {
-            **clustering_metrics(self.eval_data.y, self.labels),
+            **clustering_metrics(self.eval_data.y, labels),
+            "nmi_geometric": nmi_geometric(self.eval_data.y, labels),
+            **extra,
             "n_clusters": self.n_clusters,
-            "n_nonempty_clusters": int(len(np.unique(self.labels))),
+            "n_nonempty_clusters": int(len(np.unique(labels))),
             "epochs": self.epochs,
             "brb_epochs": [int(r["epoch"]) for r in fit.history if r["brb"]],
             "wall_time_s": fit.wall_time_s,
@@ -320,7 +349,7 @@ class ClusterTrainer(Method, HasResetBlocks, HasCentroids):
             "resumed_from_epoch": fit.resumed_from,
         }
         return ClusterResult(
-            labels=self.labels,
+            labels=labels,
             centroids=self.objective.centroids.detach().cpu().numpy(),
             history=history,
             metrics=metrics,

@@ -22,9 +22,10 @@ def target_distribution(q: torch.Tensor) -> torch.Tensor:
     return weight / weight.sum(dim=1, keepdim=True)
 
 
-def kl_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """KL(p ‖ q) averaged over the batch."""
-    return (p * (torch.log(p.clamp_min(1e-12)) - torch.log(q.clamp_min(1e-12)))).sum(dim=1).mean()
+def kl_divergence(p: torch.Tensor, q: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """KL(p ‖ q) of each row, averaged (``mean``) or summed (``sum``) over the batch."""
+    rows = (p * (torch.log(p.clamp_min(1e-12)) - torch.log(q.clamp_min(1e-12)))).sum(dim=1)
+    return rows.sum() if reduction == "sum" else rows.mean()
 
 
 class DEC(CentroidObjective):
@@ -33,10 +34,11 @@ class DEC(CentroidObjective):
     def loss(self, z, z_aug, target):
         q = student_t_assignment(z, self.centroids, self.config.dec_alpha)
         p = target if target is not None else target_distribution(q).detach()
-        loss = kl_divergence(p, q)
+        reduction = self.config.kl_reduction
+        loss = kl_divergence(p, q, reduction)
         if z_aug is not None:
             q_aug = student_t_assignment(z_aug, self.centroids, self.config.dec_alpha)
-            loss = 0.5 * (loss + kl_divergence(p, q_aug))
+            loss = 0.5 * (loss + kl_divergence(p, q_aug, reduction))
         return loss
 
     def full_target(self, z):

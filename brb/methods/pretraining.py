@@ -33,14 +33,22 @@ class PretrainMethod(Method):
     optimisation step returning ``{"loss": ...}``, checked by the NaN guard under the name ``term``."""
 
     def __init__(self, label: str, epochs: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-                 generators: dict, batches: Callable[[int], list], step: Callable[[Any], dict], term: str):
+                 generators: dict, batches: Callable[[int], list], step: Callable[[Any], dict], term: str,
+                 lr_decay: float = 1.0):
         self.label, self.epochs = label, epochs
         self.model, self.optimizer = model, optimizer
+        #: the learning rate times ``lr_decay`` after every epoch (Aljalbout et al.'s 0.9999), resumed with the rest
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, lr_decay) if lr_decay != 1.0 else None
         self._generators, self._batches, self._step = generators, batches, step
         self.finite_terms = {"loss": term}
 
     def stateful(self) -> dict:
-        return {"model": self.model, "optimizer": self.optimizer}
+        return {"model": self.model, "optimizer": self.optimizer,
+                **({"scheduler": self.scheduler} if self.scheduler is not None else {})}
+
+    def on_epoch_end(self, engine: Engine, epoch: int, row: dict) -> None:
+        if self.scheduler is not None:
+            self.scheduler.step()
 
     def generators(self) -> dict:
         return self._generators

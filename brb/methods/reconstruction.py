@@ -27,7 +27,7 @@ def pretrain_autoencoder(
     n_clusters = config.cluster.n_clusters or ddata.n_classes
     model = new_model(config, ddata, n_clusters).to(device)
     p = config.pretrain
-    optimizer = make_optimizer(p.optimizer, model, p.lr, p.weight_decay)
+    optimizer = make_optimizer(p.optimizer, model, p.lr, p.weight_decay, p.momentum, p.nesterov)
     augmenter = make_augmenter(config, ddata, device) if p.augment else None
     gen = torch.Generator().manual_seed(config.run.seed)
 
@@ -46,7 +46,8 @@ def pretrain_autoencoder(
 
     generators = {"batches": gen, "augment": augmenter.generator if augmenter else None}
     label = f"pretrain {data.name} seed {config.run.seed}"
-    method = PretrainMethod(label, p.epochs, model, optimizer, generators, batches, step, "reconstruction")
+    method = PretrainMethod(label, p.epochs, model, optimizer, generators, batches, step, "reconstruction",
+                            lr_decay=p.lr_decay)
     return run_pretraining(config, method, progress, checkpoint_dir)
 
 

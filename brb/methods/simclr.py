@@ -34,7 +34,7 @@ def pretrain_simclr(
     if not provides(model, PROJECTION):
         raise TrainingError(f"SimCLR needs a network with a projector (model.arch resnet18), not {config.model.arch!r}")
     p = config.pretrain
-    optimizer = make_optimizer(p.optimizer, model, p.lr, p.weight_decay)
+    optimizer = make_optimizer(p.optimizer, model, p.lr, p.weight_decay, p.momentum, p.nesterov)
     augmenter = make_augmenter(config, ddata, device)
     gen = torch.Generator().manual_seed(config.run.seed)
 
@@ -51,5 +51,6 @@ def pretrain_simclr(
 
     generators = {"batches": gen, "augment": augmenter.generator}
     label = f"simclr {data.name} seed {config.run.seed}"
-    method = PretrainMethod(label, p.epochs, model, optimizer, generators, batches, step, "contrastive")
+    method = PretrainMethod(label, p.epochs, model, optimizer, generators, batches, step, "contrastive",
+                            lr_decay=p.lr_decay)
     return run_pretraining(config, method, progress, checkpoint_dir)

@@ -26,7 +26,7 @@ ID_COLUMNS = ("dataset", "arch", "algorithm", "variant", "seed")
 #: Scores every metrics.json must carry.
 REQUIRED_SCORES = ("acc", "nmi", "ari")
 #: Scores that evaluation.json may override.
-SCORE_COLUMNS = ("acc", "nmi", "ari", "purity", "silhouette")
+SCORE_COLUMNS = ("acc", "nmi", "ari", "purity", "silhouette", "nmi_geometric")
 #: Columns of :func:`collect_runs` before the flattened ``config.*`` columns.
 RUN_COLUMNS = (
     "dataset",
@@ -40,6 +40,7 @@ RUN_COLUMNS = (
     "ari",
     "purity",
     "silhouette",
+    "nmi_geometric",
     "n_clusters",
     "n_nonempty_clusters",
     "wall_time_s",
@@ -58,6 +59,7 @@ _RANGES = {
     "purity": (0.0, 1.0),
     "ari": (-1.0, 1.0),
     "silhouette": (-1.0, 1.0),
+    "nmi_geometric": (0.0, 1.0),
 }
 _INT_FIELDS = ("seed", "epochs", "n_clusters", "n_nonempty_clusters")
 

@@ -25,7 +25,8 @@ from brb.io import write_text
 from brb.registry import REGISTRY
 
 METRICS = ("acc", "nmi", "ari", "purity")
-METRIC_LABELS = {"acc": "ACC", "nmi": "NMI", "ari": "ARI", "purity": "Purity", "silhouette": "Silhouette"}
+METRIC_LABELS = {"acc": "ACC", "nmi": "NMI", "ari": "ARI", "purity": "Purity", "silhouette": "Silhouette",
+                 "nmi_geometric": "NMI (geometric)"}
 GROUP_KEYS = ("dataset", "arch", "algorithm", "variant")
 
 #: Display order; names not listed come after these, alphabetically.
@@ -200,7 +201,14 @@ def paper_style_table(
 # ----------------------------------------------------------------------------- published numbers
 
 #: Published (method, variant) -> ours (algorithm, variant), where the names differ.
-PUBLISHED_ALIASES = {("simclr+kmeans", "pretrained"): ("kmeans", "pretrained")}
+PUBLISHED_ALIASES = {
+    ("simclr+kmeans", "pretrained"): ("kmeans", "pretrained"),
+    # Aljalbout et al.'s table rows: pixels, AE, AE + k-means loss, AE + KL (methods ae_kmeans, ae_kl)
+    ("kmeans-pixels", ""): ("kmeans", "pixels"),
+    ("conv-ae+kmeans", ""): ("kmeans", "pretrained"),
+    ("conv-ae+kmeans-loss", ""): ("ae_kmeans", "baseline"),
+    ("conv-ae+kl-loss", ""): ("ae_kl", "baseline"),
+}
 PUBLISHED_COLUMNS = ["source", "block", "method", "variant", "dataset", "metric", "mean", "std", "note"]
 
 
@@ -253,7 +261,7 @@ def paper_vs_ours(
     """
     ref = read_published(published, block=block)
     if metrics is None:
-        metrics = [m for m in ("acc", "nmi", "ari") if m in set(ref["metric"])]
+        metrics = [m for m in ("acc", "nmi", "nmi_geometric", "ari") if m in set(ref["metric"])]
     metrics = [m for m in metrics if m in df.columns]
     ours = _aggregate(df, GROUP_KEYS, metrics, ddof)
     ours["_key"] = ours["dataset"].map(canonical_dataset)
