@@ -122,7 +122,7 @@ def test_workflow_plans_packed_jobs(tmp_path):
 def test_packed_workflow_gives_the_unpacked_labels(tmp_path):
     study = tmp_path / "minimal.yaml"
     study.write_text(MINIMAL_STUDY)
-    runs = tmp_path / "results" / "runs" / "digits" / "mlp" / "dec" / "brb"
+    runs = tmp_path / "results" / "runs" / "digits" / "mlp" / "reconstruction" / "dec" / "brb"
     targets = [f"results/runs/digits/mlp/reconstruction/dec/brb/seed{s}/labels.npy" for s in (0, 1)]
     out = snakemake("-c2", *targets, "--configfile", TINY, study, cwd=tmp_path)
     assert rule_counts(out.stdout + out.stderr).get("cluster") == 2
@@ -135,5 +135,5 @@ def test_packed_workflow_gives_the_unpacked_labels(tmp_path):
     for s in (0, 1):
         assert (runs / f"seed{s}" / "labels.npy").read_bytes() == unpacked[s]
         assert (runs / f"seed{s}" / "cluster.log").is_file()
-    log = tmp_path / "results" / "logs" / "cluster" / "digits" / "mlp" / "dec" / "brb" / "seeds0-1.log"
+    log = tmp_path / "results" / "logs" / "cluster" / "digits" / "mlp" / "reconstruction" / "dec" / "brb" / "seeds0-1.log"
     assert "[pack] seed 0: done" in log.read_text() and "[pack] seed 1: done" in log.read_text()

@@ -193,7 +193,11 @@ def check_settings():
         )
     for key in PRETRAIN_ROWS:
         pretrain_settings(*key)
-    for (dataset, arch, pretraining, algorithm, variant), row in RUN_ROWS.items():
+    checked = dict(RUN_ROWS)
+    for (dataset, arch, pretraining, algorithm, _), row in RUN_ROWS.items():
+        for variant in NAMED_VARIANTS:  # defined but unused named variants are checked too
+            checked.setdefault((dataset, arch, pretraining, algorithm, variant), row)
+    for (dataset, arch, pretraining, algorithm, variant), row in checked.items():
         values = deep_merge(
             settings_for(algorithm, dataset, variant, row),
             {

@@ -1,0 +1,1 @@
+"""Loss library shared by methods."""
