@@ -195,7 +195,9 @@ def check_settings():
         pretrain_settings(*key)
     checked = dict(RUN_ROWS)
     for (dataset, arch, pretraining, algorithm, _), row in RUN_ROWS.items():
-        for variant in NAMED_VARIANTS:  # defined but unused named variants are checked too
+        for (
+            variant
+        ) in NAMED_VARIANTS:  # defined but unused named variants are checked too
             checked.setdefault((dataset, arch, pretraining, algorithm, variant), row)
     for (dataset, arch, pretraining, algorithm, variant), row in checked.items():
         values = deep_merge(
