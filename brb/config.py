@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
+from brb.methods.options import MethodOptions
 from brb.registry import REGISTRY
 
 #: The seeds of the paper's configs (public BRB code, config/autoencoder/*.py); `seeds: paper` in a study.
@@ -23,21 +24,9 @@ PAPER_SEEDS = (400, 148, 820, 214, 40, 805, 111, 491, 215, 513)
 VARIANTS = REGISTRY.names("variant")
 RECLUSTER_METHODS = ("kmeans", "kmeans++", "kmedoids", "em", "random")
 _WEIGHTS = ("cluster_weight", "reconstruction_weight", "contrastive_weight")
-#: Loss weights per clustering method, used where a run leaves them unset (paper values).
+#: Default loss weights per clustering method (from its options class, brb/methods/options.py).
 ALGORITHM_DEFAULTS: dict[str, dict[str, float]] = {
-    e.name: {k: e.defaults[k] for k in _WEIGHTS[:2]} for e in REGISTRY.entries("method", tag="clustering")
-}
-#: Weight of the contrastive (NT-Xent) regulariser for networks with a projector, where a run leaves it unset.
-CONTRASTIVE_DEFAULTS: dict[str, float] = {
-    e.name: e.defaults["contrastive_weight"] for e in REGISTRY.entries("method", tag="clustering")
-}
-#: Per-method defaults of the other optional ``cluster`` keys (optimiser, lr, DEC target, ...), with the value a
-#: method that does not name a key gets (``CLUSTER_FALLBACKS``).
-CLUSTER_FALLBACKS: dict[str, Any] = {"optimizer": "adam", "lr": 1e-3, "target": "batch", "kl_reduction": "mean",
-                                     "final_kmeans": False}
-METHOD_CLUSTER_DEFAULTS: dict[str, dict[str, Any]] = {
-    e.name: {**CLUSTER_FALLBACKS, **{k: v for k, v in e.defaults.items() if k in CLUSTER_FALLBACKS}}
-    for e in REGISTRY.entries("method", tag="clustering")
+    e.name: {k: e.defaults[k] for k in _WEIGHTS if k in e.defaults} for e in REGISTRY.entries("method", tag="clustering")
 }
 #: Per-network defaults of the model section, used where a run leaves them unset.
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -73,8 +62,9 @@ class _Section(BaseModel):
 
 class DataConfig(_Section):
     dataset: str = Field("digits", description="dataset name from the registry (see `brb info`)")
-    normalize: Literal["channel", "global", "none"] = Field(
-        "channel", description="z-score per channel (paper), over all pixels, or none ([0,1] scaling only)"
+    normalize: Literal["channel", "global", "none", "symmetric"] = Field(
+        "channel", description="z-score per channel (paper), over all pixels, none ([0,1] scaling only) or "
+        "symmetric ([-1, 1]: (x - 0.5) / 0.5, tk-uco's preprocessing)"
     )
     resize: Optional[int] = Field(None, gt=0, description="resize images to this side length (None: keep)")
     split: Literal["combined", "train_test"] = Field(
@@ -201,74 +191,20 @@ class PretrainConfig(_Section):
         return ARCH_PRETRAIN_METHOD.get(arch, "reconstruction") if self.method == "auto" else self.method
 
 
-class ClusterConfig(_Section):
+class _ClusterCommon(_Section):
+    """The `cluster` keys every clustering method shares; each method's own keys are added from its options."""
+
     algorithm: str = Field("dec", description="clustering method from the registry (see `brb info`): dec | idec | dcn")
     n_clusters: Optional[int] = Field(None, gt=0, description="number of clusters (None: number of classes)")
     epochs: int = Field(400, ge=0, description="clustering epochs (paper: 400)")
     batch_size: int = Field(256, gt=0, description="mini-batch size")
-    lr: Optional[float] = Field(
-        None, gt=0, description="learning rate for network and centroids (None: the method's; 1e-3, "
-        "ae_kl / ae_kmeans 0.01)"
-    )
-    optimizer: Optional[Literal["adam", "sgd"]] = Field(
-        None, description="adam | sgd with cluster.momentum / cluster.nesterov (None: the method's; adam, "
-        "ae_kl / ae_kmeans Nesterov SGD as Aljalbout et al.)"
-    )
     momentum: float = Field(0.9, ge=0, lt=1, description="sgd: momentum")
     nesterov: bool = Field(True, description="sgd: Nesterov momentum")
-    cluster_weight: Optional[float] = Field(
-        None, ge=0, description="weight of the clustering loss (None: per-algorithm default)"
-    )
-    reconstruction_weight: Optional[float] = Field(
-        None, ge=0, description="weight of the reconstruction loss (None: per-algorithm default)"
-    )
-    contrastive_weight: Optional[float] = Field(
-        None, ge=0, description="weight of the NT-Xent regulariser for networks with a projector (resnet18) "
-        "(None: per-algorithm default, DEC 0, IDEC 1, DCN 1)"
-    )
     augment: bool = Field(False, description="augmentation invariance: losses on a clean and an augmented view")
-    dec_alpha: float = Field(1.0, gt=0, description="degrees of freedom of DEC's Student-t kernel")
-    target: Optional[Literal["batch", "dataset"]] = Field(
-        None,
-        description="DEC/IDEC/ae_kl target distribution: per mini-batch (BRB reference code) or over the "
-        "whole dataset, recomputed every epoch (original DEC; Aljalbout et al.) (None: the method's; batch, "
-        "ae_kl dataset)",
-    )
-    kl_reduction: Optional[Literal["mean", "sum"]] = Field(
-        None, description="KL(P || Q) of a batch: mean over its samples (DEC) or sum (Aljalbout et al.'s code; "
-        "its weight against the mean reconstruction then grows with the batch size) (None: the method's)"
-    )
-    kmeans_loss_centroids: Literal["fixed", "learned"] = Field(
-        "fixed", description="ae_kmeans: centroids fixed at their k-means start (Aljalbout et al.'s code: "
-        "excluded from the update) or learned by the optimiser"
-    )
     recluster_every: int = Field(
         0, ge=0, description="re-run k-means on the whole embedding every this many epochs and write the "
         "centroids back (0: never; Aljalbout et al.'s paper: 10 for the k-means loss, their code computes it and "
         "discards it)"
-    )
-    final_kmeans: Optional[bool] = Field(
-        None, description="report k-means (cluster.kmeans_n_init restarts) on the final embedding as the run's "
-        "labels and scores, the centroid assignment's as centroid_acc / centroid_nmi / centroid_ari "
-        "(Aljalbout et al.'s metric) (None: the method's; off, ae_kl / ae_kmeans on)"
-    )
-    dcn_update: Literal["counts", "reference"] = Field(
-        "counts",
-        description="DCN centroid update: 'counts' = running per-cluster counts (step 1/count, as DCN "
-        "defines it); 'reference' = the public BRB code's behaviour, a fixed step 1/(count_init+1)",
-    )
-    dcn_count_init: float = Field(100.0, gt=0, description="initial per-cluster count of DCN")
-    dcn_loss_norm: Literal["samples_clusters", "samples"] = Field(
-        "samples_clusters",
-        description="DCN k-means term: 'samples_clusters' = Σ_i ‖z_i − μ_c(i)‖² / (N·K), the mean over the N×K "
-        "distance·assignment matrix of the public BRB code, so that the paper's weight 0.025 means what it meant "
-        "there; 'samples' = / N, the per-sample mean of DCN's published objective",
-    )
-    dcn_update_when: Literal["step", "epoch_end"] = Field(
-        "step",
-        description="when DCN moves its centroids: 'step' = after every optimiser step on that batch's embedding "
-        "(DCN's published alternating scheme); 'epoch_end' = centroids fixed during the gradient pass, then a "
-        "no-grad pass over the clean training data in eval mode, batch by batch (public BRB code)",
     )
     view_passes: Literal["joint", "separate"] = Field(
         "joint",
@@ -303,16 +239,36 @@ class ClusterConfig(_Section):
         return _registered(value, "method", "clustering")
 
     def resolved_weights(self) -> dict[str, float]:
-        defaults = ALGORITHM_DEFAULTS[self.algorithm]
-        return {
-            "cluster_weight": defaults["cluster_weight"] if self.cluster_weight is None else self.cluster_weight,
-            "reconstruction_weight": defaults["reconstruction_weight"]
-            if self.reconstruction_weight is None
-            else self.reconstruction_weight,
-            "contrastive_weight": CONTRASTIVE_DEFAULTS[self.algorithm]
-            if self.contrastive_weight is None
-            else self.contrastive_weight,
-        }
+        """The loss weights (resolved by :class:`Config` from the method's options and the network; 0 for a
+        weight the method does not have)."""
+        return {key: getattr(self, key) or 0.0 for key in _WEIGHTS}
+
+    def method_options(self) -> MethodOptions:
+        """This run's method options as the method's typed options class."""
+        cls = REGISTRY.entry("method", self.algorithm).options
+        return cls.model_validate({key: getattr(self, key) for key in cls.model_fields})
+
+
+def _method_option_fields() -> dict[str, Any]:
+    """Every clustering method's option keys, as optional flat ``cluster`` keys (None: the method's default),
+    with the description of the first class declaring them and the methods that have them."""
+    owners: dict[str, list[str]] = {}
+    first: dict[str, Any] = {}
+    for entry in REGISTRY.entries("method", tag="clustering"):
+        for key, info in entry.options.model_fields.items():
+            owners.setdefault(key, []).append(entry.name)
+            first.setdefault(key, info)
+    return {
+        key: (Optional[info.annotation], Field(None, description=f"{info.description} ({', '.join(owners[key])}; "
+                                                                     "None: the method's default)"))
+        for key, info in first.items()
+    }
+
+
+#: The ``cluster`` section: the shared keys and every method's option keys (validated, and filled with the
+#: method's defaults, against the run's method in :class:`Config`; other methods' keys are recorded as null).
+ClusterConfig = create_model("ClusterConfig", __base__=_ClusterCommon, __module__=__name__, **_method_option_fields())
+METHOD_OPTION_KEYS = frozenset(ClusterConfig.model_fields) - frozenset(_ClusterCommon.model_fields)
 
 
 class BRBConfig(_Section):
@@ -435,21 +391,25 @@ class Config(_Section):
         """Per-algorithm, per-architecture and per-method defaults for the keys a run left unset, resolved
         against what the network declares it can do (registry tags), so that the recorded configuration is
         the applied one: a loss term the network cannot compute gets weight 0, and setting one is an error."""
-        weights = self.cluster.resolved_weights()
+        c = self.cluster
+        cls = REGISTRY.entry("method", c.algorithm).options
+        given = {key: getattr(c, key) for key in cls.model_fields if getattr(c, key) is not None}
+        try:
+            options = cls.model_validate(given)
+        except ValidationError as err:
+            item = err.errors()[0]
+            raise ValueError(f"cluster.{item['loc'][0]}: {item['msg']} (an option of {c.algorithm})") from None
         tags = REGISTRY.entry("network", self.model.arch).tags
-        for key, value in weights.items():
+        for key in (k for k in _WEIGHTS if k in cls.model_fields):
             needs = _WEIGHT_NEEDS.get(key)
             if needs is not None and needs not in tags:
-                if getattr(self.cluster, key):
+                if getattr(c, key):
                     raise ValueError(
                         f"cluster.{key}: the {self.model.arch} network has no {_CAPABILITY[needs]}; leave it unset or 0"
                     )
-                value = 0.0
-            if getattr(self.cluster, key) is None or value == 0.0:
-                object.__setattr__(self.cluster, key, value)
-        for key, value in METHOD_CLUSTER_DEFAULTS[self.cluster.algorithm].items():
-            if getattr(self.cluster, key) is None:
-                object.__setattr__(self.cluster, key, value)
+                setattr(options, key, 0.0)
+        for key in METHOD_OPTION_KEYS:  # the method's resolved options; other methods' keys did not run
+            object.__setattr__(c, key, getattr(options, key) if key in cls.model_fields else None)
         for key, value in ARCH_DEFAULTS.get(self.model.arch, {}).items():
             if getattr(self.model, key) is None:
                 object.__setattr__(self.model, key, value)

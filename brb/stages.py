@@ -78,7 +78,7 @@ def cluster_stage(
     name: Optional[str] = None,
 ) -> dict[str, Path]:
     """Deep clustering run; ``name`` labels the variant in the outputs (default: ``brb.variant``)."""
-    from brb.methods.centroid import ClusterTrainer
+    from brb.methods.centroid import clustering_trainer
     from brb.models.checkpoint import load_model, save_checkpoint
     from brb.runtime import job_environment
 
@@ -90,12 +90,14 @@ def cluster_stage(
         arch = payload["arch"]
         config = config.with_network(arch)  # the checkpoint's network decides the defaults; recorded as applied
     env = job_environment(device)
-    trainer = ClusterTrainer(config, data, model, checkpoint_dir=out_dir, eval_data=eval_data)
+    trainer = clustering_trainer(config.cluster.algorithm)(config, data, model, checkpoint_dir=out_dir,
+                                                           eval_data=eval_data)
     result = trainer.fit(progress=progress)
     write_json(out_dir / "job_env.json", env)
     write_parquet(result.history, out_dir / "history.parquet")
     write_npy(result.labels.astype(np.int64), out_dir / "labels.npy")
-    save_checkpoint(out_dir / "model.pt", result.model, arch, centroids=result.centroids, config=config.to_dict())
+    save_checkpoint(out_dir / "model.pt", result.model, arch, centroids=result.centroids, config=config.to_dict(),
+                    **({"head": result.extra["head"]} if "head" in result.extra else {}))
     metrics = {
         "dataset": config.data.dataset,
         "arch": arch,

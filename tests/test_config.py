@@ -126,3 +126,35 @@ def test_with_network_keeps_explicit_keys_and_resolves_the_rest_again():
     assert resnet.model.arch == "resnet18" and resnet.cluster.epochs == 7
     assert (resnet.cluster.reconstruction_weight, resnet.cluster.contrastive_weight) == (0.0, 1.0)
     assert resnet.model.hidden == [512, 256] and cfg.with_network("mlp") is cfg
+
+
+def test_each_method_declares_its_typed_options_once():
+    """The registry entry and the method class name the same options class; its defaults are the entry's."""
+    from brb.config import METHOD_OPTION_KEYS, ClusterConfig
+    from brb.registry import REGISTRY
+
+    for entry in REGISTRY.entries("method", tag="clustering"):
+        assert REGISTRY.load("method", entry.name).Options is entry.options, entry.name
+        assert dict(entry.defaults) == entry.options().model_dump()
+        assert set(entry.options.model_fields) <= set(ClusterConfig.model_fields)
+    assert {"dec_alpha", "dcn_update", "kmeans_loss_centroids", "dkm_schedule", "lr"} <= METHOD_OPTION_KEYS
+
+
+def test_a_run_records_its_own_method_options_and_not_the_others():
+    cfg = make_config({"cluster": {"algorithm": "dec", "dcn_update": "reference", "dec_alpha": 2.0}})
+    assert cfg.cluster.dec_alpha == 2.0 and cfg.cluster.dcn_update is None  # DCN's key did not run
+    assert cfg.cluster.method_options().dec_alpha == 2.0
+    cfg = make_config({"cluster": {"algorithm": "dcn", "dcn_update": "reference", "dec_alpha": 2.0}})
+    assert cfg.cluster.dcn_update == "reference" and cfg.cluster.dec_alpha is None
+    assert cfg.cluster.dcn_count_init == 100.0 and cfg.cluster.cluster_weight == 0.025
+    # per-method defaults of a shared key come from the method's class
+    assert make_config({"cluster": {"algorithm": "ae_kl"}}).cluster.optimizer == "sgd"
+    assert make_config({"cluster": {"algorithm": "idec"}}).cluster.optimizer == "adam"
+    # the method's ranges apply, and the error names the key and the method
+    with pytest.raises(ConfigError, match=r"cluster.dkm_alpha.*greater than 0.*dkm"):
+        make_config({"cluster": {"algorithm": "dkm", "dkm_alpha": 0}})
+    with pytest.raises(ConfigError, match="cluster.dcn_update"):
+        make_config({"cluster": {"algorithm": "dec", "dcn_update": "sometimes"}})
+    # the recorded configuration rebuilds the same run
+    cfg = make_config({"cluster": {"algorithm": "dkm", "dkm_schedule": "annealed"}})
+    assert make_config(cfg.to_dict()).to_dict() == cfg.to_dict()

@@ -36,7 +36,8 @@ def test_annealing_schedule():
     assert all(b > a for a, b in zip(alphas, alphas[1:]))
     dkm = DKM(make_config({"cluster": {"algorithm": "dkm"}}).cluster, torch.zeros(2, 2))
     assert dkm.alpha == 1000.0  # brb starts from k-means centroids: the authors' pretrained setting
-    dkm.SCHEDULE = "annealed"  # their from-scratch setting
+    dkm = DKM(make_config({"cluster": {"algorithm": "dkm", "dkm_schedule": "annealed"}}).cluster, torch.zeros(2, 2))
+    assert dkm.alpha == alphas[0]  # their from-scratch setting
     dkm.start_epoch(12)
     assert dkm.alpha == alphas[2]
     dkm.start_epoch(10_000)

@@ -73,6 +73,9 @@ def test_default_study_plan(tmp_path):
         # run sheet: (ae_kmeans, ae_kl) x (baseline, brb) + ae_kmeans recluster10, x 2 datasets x 5 seeds
         ("aljalbout_table.yaml", {"prepare": 2, "pretrain": 10, "cluster": 50, "kmeans_pixels": 10,
                                   "kmeans_pretrained": 10, "evaluate": 70}),
+        # tk-uco: (ddc, ddc_uco, ddc_ae) from scratch + (dec, idec, dec_uco) on the MLP and on cnn_small, 4 x 20
+        ("ddc_table.yaml", {"prepare": 4, "pretrain": 160, "cluster": 720, "kmeans_pixels": 80, "evaluate": 800}),
+        ("ddc_digits_cpu.yaml", {"prepare": 1, "cluster": 15, "kmeans_pixels": 3, "evaluate": 18}),
     ],
 )
 def test_paper_preset_plans_every_run_offline(tmp_path, preset, expected):

@@ -67,8 +67,9 @@ class DeviceData:
         dims = (0, 2, 3) if self.is_image else (0,)
         n_feat = self.x.shape[1]
         shape = (1, n_feat, 1, 1) if self.is_image else (1, n_feat)
-        if normalize == "none":
-            return torch.zeros(shape, device=self.device), torch.ones(shape, device=self.device)
+        if normalize in ("none", "symmetric"):  # [0, 1], or (x − 0.5) / 0.5 in [−1, 1] (tk-uco's Normalize(0.5, 0.5))
+            value = 0.0 if normalize == "none" else 0.5
+            return torch.zeros(shape, device=self.device) + value, torch.ones(shape, device=self.device) - value
         total = torch.zeros(n_feat, dtype=torch.float64, device=self.device)
         total_sq = torch.zeros_like(total)
         count = 0

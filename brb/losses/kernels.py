@@ -147,18 +147,20 @@ def uco_loss(
 ) -> dict[str, torch.Tensor]:
     """Unsupervised companion objectives ``w_l · d_cs(A, K^(l))`` for the intermediate outputs X^(l) (each its own
     per-batch σ_l²): ``{"0": …, "1": …, "total": Σ_l}``. ``weights`` is a ``layer_weights`` kind or explicit
-    values; ``kernel`` is ``"tensor"`` or ``"naive"``. λ (tk-uco's ``uco_lambda = 0.01``) is **not** applied here:
+    values; ``kernel`` is ``"tensor"``, ``"naive"`` or ``"auto"`` (tensor for maps, naive for vectors, as tk-uco).
+    λ (tk-uco's ``uco_lambda = 0.01``) is **not** applied here:
     the caller adds ``λ · total`` to the DDC/DEC loss. ``a`` is not detached (``uco_assignment_gradient = True``);
     detach it before the call for the alternative."""
     if isinstance(weights, str):
         weights = layer_weights(len(layer_outputs), weights)
     if len(weights) != len(layer_outputs):
         raise ValueError(f"{len(weights)} UCO weights for {len(layer_outputs)} layer outputs")
-    if kernel not in ("tensor", "naive"):
-        raise ValueError(f"unknown UCO kernel {kernel!r} (tensor, naive)")
+    if kernel not in ("tensor", "naive", "auto"):
+        raise ValueError(f"unknown UCO kernel {kernel!r} (tensor, naive, auto)")
     terms: dict[str, torch.Tensor] = {}
     for i, (w, x) in enumerate(zip(weights, layer_outputs)):
-        k = tensor_kernel(x, rel_sigma) if kernel == "tensor" else naive_kernel(x, rel_sigma)
+        kind = kernel if kernel != "auto" else ("tensor" if x.dim() > 2 else "naive")
+        k = tensor_kernel(x, rel_sigma) if kind == "tensor" else naive_kernel(x, rel_sigma)
         terms[str(i)] = w * d_cs(a, k)
     terms["total"] = sum(terms.values())
     return terms

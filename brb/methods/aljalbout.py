@@ -26,10 +26,13 @@ import torch
 
 from brb.methods.dec import DEC
 from brb.methods.objective import CentroidObjective
+from brb.methods.options import AEKLOptions, AEKMeansOptions
 
 
 class AEKL(DEC):
-    """AE + KL: DEC's loss with the options their code uses (registry defaults of ``ae_kl``)."""
+    """AE + KL: DEC's loss with the options their code uses (:class:`AEKLOptions`)."""
+
+    Options = AEKLOptions
 
 
 def nearest_distance(z: torch.Tensor, centroids: torch.Tensor, assign: torch.Tensor) -> torch.Tensor:
@@ -42,9 +45,11 @@ def nearest_distance(z: torch.Tensor, centroids: torch.Tensor, assign: torch.Ten
 class AEKMeans(CentroidObjective):
     """AE + k-means loss: mean_i min_j ‖z_i − μ_j‖; centroids fixed (their code) or learned."""
 
+    Options = AEKMeansOptions
+
     @property
     def learned_centroids(self) -> bool:
-        return self.config.kmeans_loss_centroids == "learned"
+        return self.options.kmeans_loss_centroids == "learned"
 
     def loss(self, z, z_aug, target):
         assign = torch.cdist(z.detach(), self.centroids.detach()).argmin(dim=1)

@@ -115,6 +115,13 @@ class ClusterTrainer(Method, HasResetBlocks, HasCentroids):
             z = embed(self.model, self.eval_data, c.eval_batch_size, config.run.precision)
         objective = REGISTRY.load("method", c.algorithm)
         self.objective = objective(c, torch.from_numpy(init)).to(self.device)
+        self._companions = None
+        if self.objective.uses_companions:
+            from brb.methods.ddc import companion_names
+
+            if c.view_passes == "separate" and c.augment:
+                raise TrainingError(f"{c.algorithm}'s companion terms need cluster.view_passes: joint")
+            self.companions = companion_names(self.model)
         params = [{"params": list(self.model.parameters()), "name": "network"}]
         if self.objective.learned_centroids:
             params.append({"params": [self.objective.centroids], "name": "centroids"})
@@ -153,8 +160,10 @@ class ClusterTrainer(Method, HasResetBlocks, HasCentroids):
         self.model.train()
         if c.recluster_every and epoch > 0 and epoch % c.recluster_every == 0:
             self._recluster_all(epoch)
-        self._target = None  # DEC's dataset-wide target, when asked for, over the data as the epoch starts
-        if c.target == "dataset" and self.weights["cluster_weight"] > 0:
+        # DEC's dataset-wide target, when asked for, over the data as the epoch starts (every target_every epochs)
+        if c.target != "dataset" or self.weights["cluster_weight"] == 0:
+            self._target = None
+        elif self._target is None or epoch % c.target_every == 0:
             z_full = embed(self.model, self.data, c.eval_batch_size, self.config.run.precision)
             self._target = self.objective.full_target(z_full)
 
@@ -197,6 +206,12 @@ class ClusterTrainer(Method, HasResetBlocks, HasCentroids):
         target = self._target[idx] if self._target is not None else None
         loss_c = self.objective.loss(z, z_aug, target)
         loss = w["cluster_weight"] * loss_c
+        losses = {}
+        if self._companions is not None:  # tk-uco's companion objectives on the clean view's intermediate outputs
+            loss_u = self.objective.companion_loss(z, [t[: len(x)] for t in self._companions])
+            loss = loss + self.objective.options.uco_weight * loss_u
+            losses["loss_uco"] = loss_u
+            self._companions = None
         loss_r = loss_s = self._zero
         if use_reconstruction:
             loss_r = F.mse_loss(rec_all, inputs.reshape(len(inputs), -1))
@@ -207,7 +222,8 @@ class ClusterTrainer(Method, HasResetBlocks, HasCentroids):
         # the network's gradient only is clipped, as the BRB code clips the autoencoder's
         optimizer_step(self.optimizer, loss, c.grad_clip, self.model.parameters())
         self.objective.after_step(z.detach())
-        return {"loss": loss, "loss_cluster": loss_c, "loss_reconstruction": loss_r, "loss_contrastive": loss_s}
+        return {"loss": loss, "loss_cluster": loss_c, "loss_reconstruction": loss_r, "loss_contrastive": loss_s,
+                **losses}
 
     def epoch_losses(self, epoch: int, sums: dict, n_steps: int) -> dict[str, float]:
         if self.objective.updates_after_epoch:
@@ -222,9 +238,16 @@ class ClusterTrainer(Method, HasResetBlocks, HasCentroids):
         separate = x_aug is not None and self.config.cluster.view_passes == "separate"
         passes = [x_aug, x] if separate else [torch.cat([x, x_aug]) if x_aug is not None else x]
         zs, recs = [], []
+        self._companions = None
         with autocast(self.device, self.config.run.precision):
             for inputs in passes:
-                if reconstruct:
+                if self.objective.uses_companions and not separate:  # one pass gives the embedding and the layers
+                    outs = dict(self.model.intermediate(inputs))
+                    z = list(outs.values())[-1]
+                    self._companions = [outs[name].float() for name in self.companions]
+                    if reconstruct:
+                        recs.append(self.model.decode(z).reshape(len(z), -1).float())
+                elif reconstruct:
                     z, rec = self.model(inputs)
                     recs.append(rec.float())
                 else:  # DEC, contrastive networks: no decoder pass
@@ -274,6 +297,7 @@ class ClusterTrainer(Method, HasResetBlocks, HasCentroids):
             "loss_cluster": losses.get("loss_cluster", np.nan),
             "loss_reconstruction": losses.get("loss_reconstruction", np.nan),
             "loss_contrastive": losses.get("loss_contrastive", np.nan),
+            **({"loss_uco": losses.get("loss_uco", np.nan)} if self.objective.uses_companions else {}),
             **clustering_metrics(self.eval_data.y, labels),
             "cluster_change": cluster_change(self.labels, labels),
             "brb": False,
@@ -318,10 +342,11 @@ class ClusterTrainer(Method, HasResetBlocks, HasCentroids):
         return {"model": self.model, "optimizer": self.optimizer, "objective": self.objective}
 
     def extra_state(self) -> dict:
-        return {"labels": self.labels}
+        return {"labels": self.labels, "target": self._target}
 
     def load_extra_state(self, state: dict) -> None:
         self.labels = state["labels"]
+        self._target = state.get("target")
 
     def fit(self, progress: bool = True) -> ClusterResult:
         """Train on the engine with the BRB hook; resumable when the trainer has a checkpoint directory."""
@@ -358,6 +383,13 @@ class ClusterTrainer(Method, HasResetBlocks, HasCentroids):
         )
 
 
+def clustering_trainer(algorithm: str) -> type[Method]:
+    """The engine method that trains ``algorithm``: :class:`ClusterTrainer` for a centroid objective, else the
+    registered class itself (a method with its own head, e.g. DDC), constructed with the same arguments."""
+    cls = REGISTRY.load("method", algorithm)
+    return ClusterTrainer if issubclass(cls, CentroidObjective) else cls
+
+
 def run_clustering(
     config: Config,
     data: PreparedData,
@@ -370,4 +402,4 @@ def run_clustering(
     With ``checkpoint_dir``, resume state is saved there every ``run.checkpoint_every`` epochs (and on
     SIGTERM) and picked up by the next call with the same configuration.
     """
-    return ClusterTrainer(config, data, model, checkpoint_dir).fit(progress=progress)
+    return clustering_trainer(config.cluster.algorithm)(config, data, model, checkpoint_dir).fit(progress=progress)

@@ -7,6 +7,7 @@ import torch
 
 from brb.config import ClusterConfig
 from brb.methods.objective import CentroidObjective
+from brb.methods.options import DCNOptions
 
 
 class DCN(CentroidObjective):
@@ -18,19 +19,20 @@ class DCN(CentroidObjective):
     """
 
     learned_centroids = False
+    Options = DCNOptions
 
     def __init__(self, config: ClusterConfig, centroids: torch.Tensor):
         super().__init__(config, centroids)
-        self.register_buffer("counts", torch.full((centroids.shape[0],), float(config.dcn_count_init)))
+        self.register_buffer("counts", torch.full((centroids.shape[0],), float(self.options.dcn_count_init)))
 
     @property
     def updates_per_step(self) -> bool:
-        return self.config.dcn_update_when == "step"
+        return self.options.dcn_update_when == "step"
 
     def kmeans_term(self, z: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
         """Σ_i ‖z_i − μ_i‖² / N, further divided by K with ``dcn_loss_norm: samples_clusters``."""
         loss = (z - mu).pow(2).sum(dim=1).mean()
-        return loss / self.n_clusters if self.config.dcn_loss_norm == "samples_clusters" else loss
+        return loss / self.n_clusters if self.options.dcn_loss_norm == "samples_clusters" else loss
 
     def loss(self, z, z_aug, target):
         assign = self.predict(z.detach())
@@ -55,7 +57,7 @@ class DCN(CentroidObjective):
         n = torch.bincount(assign, minlength=self.n_clusters).to(z.dtype)
         sums = torch.zeros_like(self.centroids).index_add_(0, assign, z)
         hit = (n > 0)[:, None]
-        if self.config.dcn_update == "counts":
+        if self.options.dcn_update == "counts":
             # Sequential updates μ ← μ − (1/c)(μ − z_i), c ← c + 1 for each assigned point equal the
             # running mean: μ ← (c·μ + Σ z_i) / (c + n).
             new = (self.counts[:, None] * self.centroids + sums) / (self.counts + n)[:, None]
@@ -72,4 +74,4 @@ class DCN(CentroidObjective):
 
     def reset_momentum(self, optimizer, steps: bool = False):
         """DCN's centroids are not optimised by Adam; their 'momentum' is the running count."""
-        self.counts.fill_(float(self.config.dcn_count_init))
+        self.counts.fill_(float(self.options.dcn_count_init))

@@ -3,10 +3,11 @@ learned jointly with the autoencoder's reconstruction and the centroids (all by 
 
 Loss of a batch: mean_i Σ_k ‖z_i − μ_k‖² · softmax_k(−α‖z_i − μ_k‖²), a soft assignment with inverse
 temperature α. The authors run two settings: with a pretrained autoencoder and k-means-initialised centroids, a
-constant α = 1000 (``SCHEDULE = "pretrained"``, the default: brb always starts from k-means centroids); from
-scratch, α annealed as α_1 = 0.1, α_{n+1} = 2^{1/log(n+1)²} · α_n, 40 values, 5 epochs each (``"annealed"``; the
-last value is kept after 200 epochs). A small α from k-means centroids pulls every centroid to the data mean
-(measured on digits: ACC 0.79 → 0.18 in 20 epochs), which is why the authors do not anneal after pretraining.
+constant α = 1000 (``cluster.dkm_schedule: pretrained``, the default: brb starts from k-means centroids); from
+scratch, α annealed as α_1 = 0.1, α_{n+1} = 2^{1/log(n+1)²} · α_n, 40 values, 5 epochs each, the last value kept
+after 200 epochs (``cluster.dkm_schedule: annealed``). A small α from k-means centroids pulls every centroid to
+the data mean (measured on digits: ACC 0.79 → 0.18 in 20 epochs), which is why the authors do not anneal after
+pretraining.
 With augmentation invariance the augmented view is weighted by its clean view's soft assignment. Prediction:
 the nearest centroid.
 
@@ -21,6 +22,7 @@ import math
 import torch
 
 from brb.methods.objective import CentroidObjective, squared_distances
+from brb.methods.options import DKMOptions
 
 
 def annealed_alphas(n: int = 40, first: float = 0.1) -> list[float]:
@@ -34,8 +36,7 @@ def annealed_alphas(n: int = 40, first: float = 0.1) -> list[float]:
 class DKM(CentroidObjective):
     """Deep k-Means: soft k-means loss with an annealed inverse temperature; centroids learned by the optimiser."""
 
-    SCHEDULE = "pretrained"  # or "annealed"
-    PRETRAINED_ALPHA = 1000.0
+    Options = DKMOptions
     ALPHAS = annealed_alphas()
     EPOCHS_PER_ALPHA = 5
 
@@ -44,8 +45,8 @@ class DKM(CentroidObjective):
         self.start_epoch(0)
 
     def start_epoch(self, epoch: int) -> None:
-        if self.SCHEDULE == "pretrained":
-            self.alpha = self.PRETRAINED_ALPHA
+        if self.options.dkm_schedule == "pretrained":
+            self.alpha = self.options.dkm_alpha
         else:
             self.alpha = self.ALPHAS[min(epoch // self.EPOCHS_PER_ALPHA, len(self.ALPHAS) - 1)]
 

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from brb.config import ClusterConfig
+from brb.methods.options import CentroidOptions, MethodOptions
 
 
 def squared_distances(z: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
@@ -22,10 +23,14 @@ class CentroidObjective(nn.Module):
     """Base class; subclasses set ``learned_centroids`` and implement :meth:`loss`."""
 
     learned_centroids = True
+    #: the method's typed options class (brb/methods/options.py); its registry entry names the same class
+    Options: type[MethodOptions] = CentroidOptions
 
     def __init__(self, config: ClusterConfig, centroids: torch.Tensor):
         super().__init__()
         self.config = config
+        #: this run's options, validated by the method's own class
+        self.options = self.Options.model_validate({key: getattr(config, key) for key in self.Options.model_fields})
         if self.learned_centroids:
             self.centroids = nn.Parameter(centroids.clone())
         else:
@@ -43,6 +48,16 @@ class CentroidObjective(nn.Module):
             self.centroids.copy_(centroids.to(self.centroids))
 
     def loss(self, z: torch.Tensor, z_aug: Optional[torch.Tensor], target: Optional[torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def uses_companions(self) -> bool:
+        """True when the loss adds companion terms on intermediate outputs (:meth:`companion_loss`; tk-uco)."""
+        return False
+
+    def companion_loss(self, z: torch.Tensor, layers: list[torch.Tensor]) -> torch.Tensor:
+        """Companion terms of the clean embedding ``z`` and the network's intermediate outputs ``layers``
+        (weighted by the method's ``uco_weight`` in the training loop)."""
         raise NotImplementedError
 
     def full_target(self, z: torch.Tensor) -> Optional[torch.Tensor]:

@@ -123,7 +123,7 @@ rule evaluate:
             + [v + SELFLABEL_SUFFIX for v in VARIANTS]
             + ["pixels", "pretrained"]
         ),
-        arch=r"[a-z0-9\-]+",
+        arch=r"[a-z0-9_\-]+",
     conda:
         CONDA_ENV
     params:

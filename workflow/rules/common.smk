@@ -26,7 +26,7 @@ SELFLABEL_SUFFIX = "-selflabel"
 wildcard_constraints:
     dataset=r"[a-z0-9\-]+",
     pretraining="|".join(PRETRAININGS + [SCRATCH, "none"]),
-    arch=r"[a-z0-9\-]+",
+    arch=r"[a-z0-9_\-]+",
     algorithm="|".join(CLUSTER_ALGORITHMS),
     variant="|".join(VARIANTS),
     seed=r"\d+",

@@ -1,0 +1,206 @@
+"""The typed options of each clustering method: its defaults, ranges and descriptions, one class per method.
+
+Each method class names its options class (``DEC.options = DECOptions``) and its registry entry is built from it
+(``brb/registry.py``), so a method's identity and its options are declared once. The classes live in this
+torch-free module rather than in the method modules because a configuration is validated while the workflow
+plans its jobs, where importing torch would add seconds to every dry run; ``tests/test_registry.py`` checks that
+every registered method's class and its entry name the same options class.
+
+The user-facing keys stay flat under ``cluster:`` (``cluster.dec_alpha``, ``cluster.dcn_update``, ...):
+:class:`brb.config.ClusterConfig` is generated from the union of these classes. A run validates the keys of its
+own method against that method's class (its ranges, its defaults for what is unset) and records the keys of
+other methods as null: they did not run. A study may therefore set, say, ``dcn_update`` for all its algorithms.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class MethodOptions(BaseModel):
+    """Base of every method's options: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CentroidOptions(MethodOptions):
+    """What every centroid method trained by :class:`brb.methods.centroid.ClusterTrainer` shares."""
+
+    cluster_weight: float = Field(1.0, ge=0, description="weight of the clustering loss")
+    reconstruction_weight: float = Field(0.0, ge=0, description="weight of the reconstruction loss")
+    contrastive_weight: float = Field(
+        0.0, ge=0, description="weight of the NT-Xent regulariser for networks with a projector (resnet18)"
+    )
+    optimizer: Literal["adam", "sgd"] = Field(
+        "adam", description="adam | sgd with cluster.momentum / cluster.nesterov"
+    )
+    lr: float = Field(1e-3, gt=0, description="learning rate for network and centroids")
+    final_kmeans: bool = Field(
+        False, description="report k-means (cluster.kmeans_n_init restarts) on the final embedding as the run's "
+        "labels and scores, the centroid assignment's as centroid_acc / centroid_nmi / centroid_ari "
+        "(Aljalbout et al.'s metric)"
+    )
+
+
+class _StudentT(CentroidOptions):
+    dec_alpha: float = Field(1.0, gt=0, description="degrees of freedom of DEC's Student-t kernel")
+    target: Literal["batch", "dataset"] = Field(
+        "batch", description="DEC's target distribution: per mini-batch (BRB reference code) or over the whole "
+        "dataset, recomputed every epoch (original DEC; Aljalbout et al.)"
+    )
+    kl_reduction: Literal["mean", "sum"] = Field(
+        "mean", description="KL(P || Q) of a batch: mean over its samples (DEC) or sum (Aljalbout et al.'s code; "
+        "its weight against the mean reconstruction then grows with the batch size)"
+    )
+    target_every: int = Field(
+        1, gt=0, description="with target: dataset, recompute the target every this many epochs (DEC, "
+        "Aljalbout et al.: 1; tk-uco's DEC family: 140)"
+    )
+
+
+class DECOptions(_StudentT):
+    """DEC: the clustering loss alone."""
+
+
+class IDECOptions(_StudentT):
+    """IDEC: DEC's loss at 0.1 + reconstruction (or, with a projector, NT-Xent)."""
+
+    cluster_weight: float = Field(0.1, ge=0, description="weight of the clustering loss")
+    reconstruction_weight: float = Field(1.0, ge=0, description="weight of the reconstruction loss")
+    contrastive_weight: float = Field(1.0, ge=0, description="weight of the NT-Xent regulariser (resnet18)")
+
+
+class DCNOptions(CentroidOptions):
+    """DCN: k-means loss at 0.025 + reconstruction; centroids by running means."""
+
+    cluster_weight: float = Field(0.025, ge=0, description="weight of the clustering loss")
+    reconstruction_weight: float = Field(1.0, ge=0, description="weight of the reconstruction loss")
+    contrastive_weight: float = Field(1.0, ge=0, description="weight of the NT-Xent regulariser (resnet18)")
+    dcn_update: Literal["counts", "reference"] = Field(
+        "counts", description="DCN centroid update: 'counts' = running per-cluster counts (step 1/count, as DCN "
+        "defines it); 'reference' = the public BRB code's behaviour, a fixed step 1/(count_init+1)"
+    )
+    dcn_count_init: float = Field(100.0, gt=0, description="initial per-cluster count of DCN")
+    dcn_loss_norm: Literal["samples_clusters", "samples"] = Field(
+        "samples_clusters", description="DCN k-means term: 'samples_clusters' = sum_i ||z_i - mu_c(i)||^2 / (N K), "
+        "the mean over the N x K distance-assignment matrix of the public BRB code (what the paper's weight 0.025 "
+        "was tuned for); 'samples' = / N, the per-sample mean of DCN's published objective"
+    )
+    dcn_update_when: Literal["step", "epoch_end"] = Field(
+        "step", description="when DCN moves its centroids: 'step' = after every optimiser step on that batch's "
+        "embedding (DCN's published scheme); 'epoch_end' = a no-grad pass over the clean training data in eval "
+        "mode after each epoch (public BRB code)"
+    )
+
+
+class DKMOptions(CentroidOptions):
+    """Deep k-Means: soft k-means loss; cluster_weight = the authors' lambda / number of features."""
+
+    cluster_weight: float = Field(0.01, ge=0, description="weight of the clustering loss (lambda / D)")
+    reconstruction_weight: float = Field(1.0, ge=0, description="weight of the reconstruction loss")
+    contrastive_weight: float = Field(1.0, ge=0, description="weight of the NT-Xent regulariser (resnet18)")
+    dkm_schedule: Literal["pretrained", "annealed"] = Field(
+        "pretrained", description="DKM's inverse temperature: constant dkm_alpha (the authors' setting with a "
+        "pretrained autoencoder) or annealed from 0.1 over 40 values, 5 epochs each (their setting from scratch)"
+    )
+    dkm_alpha: float = Field(1000.0, gt=0, description="DKM's constant inverse temperature (pretrained schedule)")
+
+
+class AEKLOptions(_StudentT):
+    """Aljalbout et al.'s AE + KL, with the options their code runs."""
+
+    reconstruction_weight: float = Field(1.0, ge=0, description="weight of the reconstruction loss")
+    contrastive_weight: float = Field(1.0, ge=0, description="weight of the NT-Xent regulariser (resnet18)")
+    optimizer: Literal["adam", "sgd"] = Field("sgd", description="their Nesterov momentum SGD")
+    lr: float = Field(0.01, gt=0, description="learning rate (theirs: 0.01)")
+    target: Literal["batch", "dataset"] = Field("dataset", description="target over the dataset every epoch")
+    kl_reduction: Literal["mean", "sum"] = Field("sum", description="KL summed over the batch, as their code")
+    final_kmeans: bool = Field(True, description="k-means on the final embedding is the reported assignment")
+
+
+class AEKMeansOptions(CentroidOptions):
+    """Aljalbout et al.'s AE + k-means loss, with the options their code runs."""
+
+    cluster_weight: float = Field(0.1, ge=0, description="weight of the k-means loss (theirs: 0.1)")
+    reconstruction_weight: float = Field(1.0, ge=0, description="weight of the reconstruction loss")
+    contrastive_weight: float = Field(1.0, ge=0, description="weight of the NT-Xent regulariser (resnet18)")
+    optimizer: Literal["adam", "sgd"] = Field("sgd", description="their Nesterov momentum SGD")
+    lr: float = Field(0.01, gt=0, description="learning rate (theirs: 0.01)")
+    final_kmeans: bool = Field(True, description="k-means on the final embedding is the reported assignment")
+    kmeans_loss_centroids: Literal["fixed", "learned"] = Field(
+        "fixed", description="centroids fixed at their k-means start (Aljalbout et al.'s code: excluded from the "
+        "update) or learned by the optimiser"
+    )
+
+
+class _Companions(MethodOptions):
+    """tk-uco's unsupervised companion objectives (UCO): lambda * sum_l w_l d_cs(A, K^(l)) on the backbone's
+    marked intermediate outputs (the network's ``companion_outputs``; for the MLP its last two hidden blocks)."""
+
+    uco_weight: float = Field(0.0, ge=0, description="lambda of the UCO terms (tk-uco: 0.01; 0 = no UCO)")
+    uco_kernel: Literal["auto", "tensor", "naive"] = Field(
+        "auto", description="kernel on each intermediate output: the tensor kernel (per-mode subspaces), the naive "
+        "Gaussian kernel on the flattened output, or auto = tensor for feature maps and naive for vectors (tk-uco: "
+        "tensor on cnn_small, naive on the MLP)"
+    )
+    uco_layer_weights: Literal["constant", "linear", "exp"] = Field(
+        "constant", description="per-layer weights w_l: constant 1, linear l/L, exp 10^l / 10^(L-1)"
+    )
+    uco_assignment_gradient: bool = Field(
+        True, description="the UCO terms also train the assignments (tk-uco: true); false detaches A in them"
+    )
+    rel_sigma: float = Field(0.15, gt=0, description="kernel bandwidth: sigma^2 = rel_sigma * median of the batch's "
+                             "squared distances (no gradient)")
+    tf_gradient: bool = Field(
+        True, description="pairwise distances backpropagate as tk-uco's TensorFlow pdist does (its custom "
+        "gradient, not the exact one: cosine about 0.67 to it; what produced the paper's numbers); false: the exact "
+        "gradient"
+    )
+    ofm_every: int = Field(
+        4, ge=0, description="log the objective-function-mismatch diagnostic (cosine between the backbone "
+        "gradients of the clustering terms and of the companion terms) every this many epochs (0: never)"
+    )
+    ofm_batches: int = Field(4, gt=0, description="evaluation batches the diagnostic averages over")
+
+
+class DECUCOOptions(_StudentT, _Companions):
+    """tk-uco's DEC-UCO / CDEC-UCO: DEC's KL + lambda * UCO, no reconstruction, Adam 1e-4."""
+
+    lr: float = Field(1e-4, gt=0, description="learning rate (tk-uco with UCO: 1e-4)")
+    uco_weight: float = Field(0.01, ge=0, description="lambda of the UCO terms (tk-uco: 0.01)")
+
+
+class DDCOptions(_Companions):
+    """DDC (Kampffmeyer et al.) as tk-uco's TensorFlow code trains it: the three Cauchy-Schwarz terms on the
+    clustering head's softmax A and its hidden layer h; Adam, per-variable clipping at norm 10."""
+
+    lr: float = Field(1e-3, gt=0, description="Adam's learning rate (tk-uco: DDC 1e-3, DDC-UCO 1e-4)")
+    reconstruction_weight: float = Field(
+        0.0, ge=0, description="weight of the reconstruction MSE through the transposed decoder (DDC-AE: 0.1)"
+    )
+    ddc_hidden: int = Field(100, gt=0, description="width of the clustering head's hidden layer h")
+    clipnorm: Optional[float] = Field(
+        10.0, gt=0, description="clip each parameter's gradient to this L2 norm (Keras clipnorm, per variable; "
+        "None: no clipping)"
+    )
+    select: Literal["lowest_loss", "last"] = Field(
+        "lowest_loss", description="the reported state: the evaluation with the lowest total loss (tk-uco restores "
+        "that checkpoint) or the last epoch's"
+    )
+    eval_every: int = Field(4, gt=0, description="evaluate (loss on the evaluation data, labels) every this many "
+                            "epochs (tk-uco: 4); the last epoch is always evaluated")
+
+
+class DDCUCOOptions(DDCOptions):
+    """DDC-UCO: DDC + 0.01 * tensor-kernel UCO on out1 and out2, Adam 1e-4."""
+
+    lr: float = Field(1e-4, gt=0, description="Adam's learning rate (tk-uco with UCO: 1e-4)")
+    uco_weight: float = Field(0.01, ge=0, description="lambda of the UCO terms (tk-uco: 0.01)")
+
+
+class DDCAEOptions(DDCOptions):
+    """DDC-AE: DDC + 0.1 * reconstruction MSE through the transposed decoder."""
+
+    reconstruction_weight: float = Field(0.1, ge=0, description="weight of the reconstruction MSE (tk-uco: 0.1)")
