@@ -67,6 +67,10 @@ class DataConfig(_Section):
         "symmetric ([-1, 1]: (x - 0.5) / 0.5, tk-uco's preprocessing)"
     )
     resize: Optional[int] = Field(None, gt=0, description="resize images to this side length (None: keep)")
+    subset: Optional[int] = Field(
+        None, gt=1, description="train and evaluate on a random subset of this many samples, the same draw (seed 0) "
+        "for every run, method and baseline of the dataset (None: all samples; with split train_test, of each part)"
+    )
     split: Literal["combined", "train_test"] = Field(
         "combined",
         description="combined: train and test splits together for training and evaluation (paper, autoencoders); "

@@ -278,6 +278,9 @@ def tables_stage(metrics: Path, out_dir: Path, reference: Optional[Path] = None,
     written = {}
     for stem, table in (("summary", tables.summary_table(df)), ("paper_style", tables.paper_style_table(df))):
         written.update({f"{stem}.{ext}": p for ext, p in tables.write_tables(table, out_dir, stem).items()})
+    if "selected_loss" in df.columns and df["selected_loss"].notna().any():  # tk-uco's lowest-loss run
+        paths = tables.write_tables(tables.lowest_loss_table(df), out_dir, "lowest_loss")
+        written.update({f"lowest_loss.{ext}": p for ext, p in paths.items()})
     if reference is not None:
         reference = _reference_file(reference)
         comparison = tables.paper_vs_ours(df, reference, block=block)

@@ -123,3 +123,51 @@ def test_dec_uco_adds_the_companion_term_and_refreshes_its_target_at_the_interva
     assert (result.history["loss_uco"].iloc[1:] > 0).all()
     assert result.history["loss"].iloc[1:].tolist() == pytest.approx(
         (result.history["loss_cluster"] + 0.01 * result.history["loss_uco"]).iloc[1:].tolist(), rel=1e-4)
+
+
+def test_lowest_loss_table_reports_the_run_with_the_lowest_loss():
+    import pandas as pd
+
+    from brb.report.tables import lowest_loss_table
+
+    df = pd.DataFrame({
+        "dataset": "digits", "arch": "cnn_small", "algorithm": "ddc", "variant": "baseline", "seed": [0, 1, 2],
+        "acc": [0.6, 0.7, 0.8], "nmi_geometric": [0.5, 0.6, 0.7], "rand_index": [0.8, 0.85, 0.9],
+        "ari": [0.4, 0.5, 0.6], "selected_loss": [0.9, 0.3, 0.5],
+    })
+    table = lowest_loss_table(df)
+    row = table.iloc[0]
+    assert row["lowest-loss seed"] == 1 and row["ACC (lowest loss)"] == "70.00"
+    assert row["ACC"] == "70.00 ± 10.00" and row["Rand (lowest loss)"] == "85.00"
+    with pytest.raises(ValueError, match="selected_loss"):
+        lowest_loss_table(df.drop(columns="selected_loss"))
+
+
+def test_objective_mismatch_plot(tmp_path):
+    import pandas as pd
+
+    from brb.report.plots import objective_mismatch_data, plot_objective_mismatch
+
+    nan = float("nan")
+    hist = pd.DataFrame({
+        "algorithm": ["ddc_uco"] * 6 + ["ddc_ae"] * 3, "variant": "baseline",
+        "seed": [0, 0, 0, 1, 1, 1, 0, 0, 0], "epoch": [0, 1, 2] * 3,
+        "ofm": [nan, 0.2, 0.4, nan, 0.4, 0.6, nan, -0.1, 0.1], "acc": 0.5,
+    })
+    data = objective_mismatch_data(hist).set_index(["label", "epoch"])
+    assert data.loc[("ddc_uco / baseline", 2), "mean"] == pytest.approx(0.5)
+    assert data.loc[("ddc_ae / baseline", 1), "n_runs"] == 1
+    assert plot_objective_mismatch(hist, tmp_path / "ofm.png").stat().st_size > 1000
+
+
+def test_subset_is_one_fixed_draw_for_every_run():
+    from brb.data.prepared import subset_of
+    from brb.engine.common import device_splits
+
+    data = blobs()
+    a, b = subset_of(data, 50), subset_of(data, 50)
+    assert len(a) == 50 and np.array_equal(a.x, b.x) and np.array_equal(a.y, b.y)
+    assert subset_of(data, 10_000) is data
+    cfg = make_config({"data": {"subset": 60, "normalize": "none"}})
+    train, evaluation = device_splits(cfg, data, "cpu")
+    assert len(train) == 60 and train is evaluation and np.array_equal(train.y, subset_of(data, 60).y)

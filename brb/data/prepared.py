@@ -53,6 +53,16 @@ class PreparedData:
         return PreparedData(self.name, self.x[mask], self.y[mask], self.class_names, self.split[mask])
 
 
+def subset_of(data: PreparedData, n: int, seed: int = 0) -> PreparedData:
+    """``n`` samples of ``data`` drawn without replacement (fixed ``seed``: every run gets the same rows), in their
+    stored order; all of them when ``n`` ≥ their number."""
+    if n >= len(data):
+        return data
+    index = np.sort(np.random.default_rng(seed).choice(len(data), size=n, replace=False))
+    split = data.split[index] if data.split is not None else None
+    return PreparedData(data.name, data.x[index], data.y[index], data.class_names, split)
+
+
 def save_prepared(path: str | Path, name: str, raw: RawData) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:

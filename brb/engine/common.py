@@ -86,12 +86,15 @@ def device_splits(config: Config, data: PreparedData, device) -> tuple[DeviceDat
     """(training data, evaluation data) on ``device`` as ``config.data.split`` says: the same object for
     ``combined``; the train split and the test split (normalised with the train split's statistics) for
     ``train_test``."""
+    from brb.data.prepared import subset_of
+
     d = config.data
     if d.split == "combined":
-        both = DeviceData(data, device, d.normalize, d.resize)
+        both = DeviceData(data if d.subset is None else subset_of(data, d.subset), device, d.normalize, d.resize)
         return both, both
-    train = DeviceData(data.part("train"), device, d.normalize, d.resize)
-    test = DeviceData(data.part("test"), device, d.normalize, d.resize, statistics=(train.mean, train.std))
+    parts = [data.part(p) if d.subset is None else subset_of(data.part(p), d.subset) for p in ("train", "test")]
+    train = DeviceData(parts[0], device, d.normalize, d.resize)
+    test = DeviceData(parts[1], device, d.normalize, d.resize, statistics=(train.mean, train.std))
     return train, test
 
 

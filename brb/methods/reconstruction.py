@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from brb.config import Config
 from brb.contrastive import make_optimizer
-from brb.data.prepared import PreparedData
+from brb.data.prepared import PreparedData, subset_of
 from brb.data.tensors import DeviceData
 from brb.engine.common import embed, make_augmenter, new_model, optimizer_step, shuffled_batches
 from brb.methods.pretraining import PretrainMethod, PretrainResult, run_pretraining
@@ -23,6 +23,8 @@ def pretrain_autoencoder(
     """Reconstruction pretraining; with ``checkpoint_dir`` resumable (see :mod:`brb.checkpointing`)."""
     device = setup_run(config.run)
     train = data.part("train" if config.data.split == "train_test" else "all")
+    if config.data.subset is not None:
+        train = subset_of(train, config.data.subset)
     ddata = DeviceData(train, device, config.data.normalize, config.data.resize)
     n_clusters = config.cluster.n_clusters or ddata.n_classes
     model = new_model(config, ddata, n_clusters).to(device)

@@ -10,7 +10,7 @@ import torch
 
 from brb.config import Config
 from brb.contrastive import make_optimizer, nt_xent
-from brb.data.prepared import PreparedData
+from brb.data.prepared import PreparedData, subset_of
 from brb.data.tensors import DeviceData
 from brb.engine.common import make_augmenter, new_model, optimizer_step, shuffled_batches
 from brb.engine.loop import TrainingError
@@ -26,6 +26,8 @@ def pretrain_simclr(
     reconstruction pretraining."""
     device = setup_run(config.run)
     train = data.part("train" if config.data.split == "train_test" else "all")
+    if config.data.subset is not None:
+        train = subset_of(train, config.data.subset)
     ddata = DeviceData(train, device, config.data.normalize, config.data.resize)
     if not ddata.is_image:
         raise TrainingError(f"SimCLR needs image data; {data.name} holds feature vectors")

@@ -26,7 +26,9 @@ ID_COLUMNS = ("dataset", "arch", "algorithm", "variant", "seed")
 #: Scores every metrics.json must carry.
 REQUIRED_SCORES = ("acc", "nmi", "ari")
 #: Scores that evaluation.json may override.
-SCORE_COLUMNS = ("acc", "nmi", "ari", "purity", "silhouette", "nmi_geometric")
+SCORE_COLUMNS = ("acc", "nmi", "ari", "purity", "silhouette", "nmi_geometric", "rand_index")
+#: What DDC-family runs record besides (tk-uco's model selection and mismatch diagnostic); absent elsewhere.
+SELECTION_COLUMNS = ("selected_loss", "selected_epoch", "final_ofm")
 #: Columns of :func:`collect_runs` before the flattened ``config.*`` columns.
 RUN_COLUMNS = (
     "dataset",
@@ -41,6 +43,8 @@ RUN_COLUMNS = (
     "purity",
     "silhouette",
     "nmi_geometric",
+    "rand_index",
+    *SELECTION_COLUMNS,
     "n_clusters",
     "n_nonempty_clusters",
     "wall_time_s",
@@ -60,6 +64,7 @@ _RANGES = {
     "ari": (-1.0, 1.0),
     "silhouette": (-1.0, 1.0),
     "nmi_geometric": (0.0, 1.0),
+    "rand_index": (0.0, 1.0),
 }
 _INT_FIELDS = ("seed", "epochs", "n_clusters", "n_nonempty_clusters")
 
@@ -160,6 +165,8 @@ def load_run(metrics_path: str | os.PathLike) -> dict[str, Any]:
     for key in SCORE_COLUMNS:
         row[key] = _as_float(path, key, raw.get(key))
     row["wall_time_s"] = _as_float(path, "wall_time_s", raw.get("wall_time_s"))
+    for key in SELECTION_COLUMNS:
+        row[key] = _as_float(path, key, raw.get(key))
     pretrained = raw.get("pretrained")
     row["pretrained"] = None if pretrained is None else str(pretrained)
     pretraining = raw.get("pretraining")

@@ -321,6 +321,8 @@ def write_standard_plots(df: pd.DataFrame, out_dir: str | os.PathLike) -> dict[s
         raise ValueError("no deep clustering runs (only baselines) to draw learning curves of")
     hist = collect_histories(list(deep["run_dir"]))
     written["learning curves"] = plot_learning_curve_grid(hist, out_dir / "learning_curves.png")
+    if "ofm" in hist.columns and hist["ofm"].notna().any():
+        written["objective mismatch"] = plot_objective_mismatch(hist, out_dir / "objective_mismatch.png")
     barrier = hist[hist["variant"].isin(BARRIER_VARIANTS)]
     if set(BARRIER_VARIANTS) <= set(barrier["variant"]):
         dataset = _order(barrier["dataset"], DATASET_ORDER)[0]
@@ -332,3 +334,34 @@ def write_standard_plots(df: pd.DataFrame, out_dir: str | os.PathLike) -> dict[s
 
 #: The paper's "reclustering barrier" figure: reclustering alone versus the full method.
 BARRIER_VARIANTS = ("baseline", "recluster", "brb")
+
+
+def objective_mismatch_data(runs, by: str | Sequence[str] = ("algorithm", "variant")) -> pd.DataFrame:
+    """Per (group, epoch) over runs: mean, std, min, max and n_runs of the objective-function-mismatch cosine
+    (history column ``ofm``, logged by DDC-UCO / DDC-AE at their evaluation epochs; other epochs are NaN)."""
+    hist = as_histories(runs)
+    if "ofm" not in hist.columns:
+        raise ValueError("history lacks column 'ofm' (the mismatch diagnostic of brb/methods/ddc.py)")
+    hist = hist[hist["ofm"].notna()]
+    if hist.empty:
+        raise ValueError("no run logged the mismatch diagnostic (ofm)")
+    hist = hist.assign(_label=_label_series(hist, by).values)
+    g = hist.groupby(["_label", "epoch"], sort=True)["ofm"]
+    out = g.agg(["mean", "std", "min", "max"]).reset_index()
+    out["n_runs"] = g.count().values
+    return out.rename(columns={"_label": "label"})
+
+
+def plot_objective_mismatch(runs, out_png: str | os.PathLike, *, by: str | Sequence[str] = ("algorithm", "variant"),
+                            title: str | None = None) -> Path:
+    """tk-uco's diagnostic over epochs: cos(∇ clustering terms, ∇ companion terms) w.r.t. the backbone, one line
+    per group (mean over seeds, ±1 std band); higher = the companion objective agrees more with clustering."""
+    data = objective_mismatch_data(runs, by=by)
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(6.0, 3.6))
+        ax = fig.add_subplot()
+        _curve_axes(ax, data, {}, "cosine (clustering, companion)")
+        ax.axhline(0.0, color="0.5", lw=0.7)
+        ax.set_title(title or "objective-function mismatch (higher: less mismatch)")
+        fig.tight_layout()
+        return _save(fig, out_png)

@@ -26,7 +26,7 @@ from brb.registry import REGISTRY
 
 METRICS = ("acc", "nmi", "ari", "purity")
 METRIC_LABELS = {"acc": "ACC", "nmi": "NMI", "ari": "ARI", "purity": "Purity", "silhouette": "Silhouette",
-                 "nmi_geometric": "NMI (geometric)"}
+                 "nmi_geometric": "NMI (geometric)", "rand_index": "Rand"}
 GROUP_KEYS = ("dataset", "arch", "algorithm", "variant")
 
 #: Display order; names not listed come after these, alphabetically.
@@ -165,6 +165,28 @@ def summary_table(
         out[label] = [format_mean_std(a, b, decimals) for a, b in zip(out[f"{m}_mean"], out[f"{m}_std"])]
         labels.append(label)
     out.attrs["display_columns"] = [*by, "n_seeds", *labels]
+    return out
+
+
+def lowest_loss_table(df: pd.DataFrame, *, decimals: int = 2, ddof: int = 1) -> pd.DataFrame:
+    """tk-uco's report: per (dataset, arch, algorithm, variant), mean ± std over runs of ACC, NMI (geometric, as
+    theirs), the unadjusted Rand index and our ARI, next to the values of the run with the lowest loss
+    (``selected_loss``: its lowest evaluation loss), in percent. Only runs that record ``selected_loss``."""
+    if "selected_loss" not in df.columns or df["selected_loss"].isna().all():
+        raise ValueError("no run records selected_loss (DDC-family runs do)")
+    df = df[df["selected_loss"].notna()]
+    metrics = [m for m in ("acc", "nmi_geometric", "rand_index", "ari") if m in df.columns]
+    by = [k for k in GROUP_KEYS if k in df.columns]
+    out = summary_table(df, by=by, metrics=metrics, decimals=decimals, ddof=ddof)
+    best = df.loc[df.groupby(by, sort=False)["selected_loss"].idxmin()].set_index(by)
+    keyed = out.set_index(by)
+    out["lowest-loss seed"] = best.loc[keyed.index, "seed"].astype(int).values
+    labels = []
+    for m in metrics:
+        label = f"{METRIC_LABELS.get(m, m)} (lowest loss)"
+        out[label] = [f"{100.0 * v:.{decimals}f}" for v in best.loc[keyed.index, m].values]
+        labels.append(label)
+    out.attrs["display_columns"] = [*out.attrs["display_columns"], "lowest-loss seed", *labels]
     return out
 
 
