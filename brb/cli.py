@@ -141,7 +141,7 @@ def cmd_info(args) -> None:
         print(json.dumps(REGISTRY.describe(), indent=1))
         return
     headings = {"dataset": "datasets", "network": "networks", "pretraining": "pretraining methods",
-                "method": "clustering methods (default loss weights)", "variant": "variants (BRB parts switched on)"}
+                "method": "clustering methods (default options)", "variant": "variants (BRB parts switched on)"}
     for kind, heading in headings.items():
         print(f"{heading}:")
         for entry in REGISTRY.entries(kind):

@@ -76,6 +76,7 @@ def test_default_study_plan(tmp_path):
         # tk-uco: (ddc, ddc_uco, ddc_ae) from scratch + (dec, idec, dec_uco) on the MLP and on cnn_small, 4 x 20
         ("ddc_table.yaml", {"prepare": 4, "pretrain": 160, "cluster": 720, "kmeans_pixels": 80, "evaluate": 800}),
         ("ddc_digits_cpu.yaml", {"prepare": 1, "cluster": 15, "kmeans_pixels": 3, "evaluate": 18}),
+        ("ddc_fmnist_cpu.yaml", {"prepare": 1, "cluster": 3, "kmeans_pixels": 1, "evaluate": 4}),
     ],
 )
 def test_paper_preset_plans_every_run_offline(tmp_path, preset, expected):
