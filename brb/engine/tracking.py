@@ -101,3 +101,18 @@ def tracking_hooks(config, name: str, out_dir: Optional[Path]) -> list[Hook]:
         return []
     directory = Path(run.tracking_dir) if run.tracking_dir else Path(out_dir or ".") / "tracking"
     return [Tracker(run.tracking, directory, name, config.to_dict())]
+
+
+def fit_on_engine(method, config, checkpoint_dir: Optional[Path], progress: bool, hooks=(),
+                  fingerprint: Optional[dict] = None):
+    """Train ``method`` on one :class:`~brb.engine.loop.Engine` with ``hooks`` and the tracking hooks of
+    ``config.run``, checkpointing every ``run.checkpoint_every`` epochs under ``fingerprint`` (default: the
+    configuration's); sets ``method.checkpointer`` and returns the engine's ``FitResult``."""
+    from brb.engine.loop import Engine
+
+    name = method.label.replace("/", "-").replace(" ", "-")
+    engine = Engine(method, hooks=[*hooks, *tracking_hooks(config, name, checkpoint_dir)], checkpoint_dir=checkpoint_dir,
+                    checkpoint_every=config.run.checkpoint_every,
+                    fingerprint=config.fingerprint() if fingerprint is None else fingerprint, progress=progress)
+    method.checkpointer = engine.checkpointer
+    return engine.fit()

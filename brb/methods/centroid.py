@@ -37,7 +37,7 @@ from brb.engine.common import (
     shuffled_batches,
 )
 from brb.engine.loop import Engine, Method, TrainingError
-from brb.engine.tracking import tracking_hooks
+from brb.engine.tracking import fit_on_engine
 from brb.interventions.brb import BRB
 from brb.interventions.brb_ops import recluster
 from brb.methods.base import PROJECTION, RECONSTRUCTION, HasCentroids, HasResetBlocks, provides
@@ -350,12 +350,7 @@ class ClusterTrainer(Method, HasResetBlocks, HasCentroids):
 
     def fit(self, progress: bool = True) -> ClusterResult:
         """Train on the engine with the BRB hook; resumable when the trainer has a checkpoint directory."""
-        hooks = [self.brb, *tracking_hooks(self.config, self.label.replace("/", "-").replace(" ", "-"), self.checkpoint_dir)]
-        engine = Engine(self, hooks=hooks, checkpoint_dir=self.checkpoint_dir,
-                        checkpoint_every=self.config.run.checkpoint_every, fingerprint=self.config.fingerprint(),
-                        progress=progress)
-        self.checkpointer = engine.checkpointer
-        fit = engine.fit()
+        fit = fit_on_engine(self, self.config, self.checkpoint_dir, progress, hooks=[self.brb])
         history = pd.DataFrame(fit.history)
         labels, extra = self.labels, {}
         if self.config.cluster.final_kmeans:  # k-means on the final embedding is the reported assignment

@@ -44,7 +44,7 @@ from brb.data.prepared import PreparedData
 from brb.data.tensors import DeviceData
 from brb.engine.common import DeviceSubset, device_splits, new_model, shuffled_batches
 from brb.engine.loop import Engine, Method, TrainingError
-from brb.engine.tracking import tracking_hooks
+from brb.engine.tracking import fit_on_engine
 from brb.interventions.brb import BRB
 from brb.losses.ddc import ddc_loss
 from brb.losses.kernels import uco_loss
@@ -364,12 +364,7 @@ class DDC(Method, HasResetBlocks, HasClusterHead):
         """Train on the engine with the BRB hook; restore the lowest-loss state (``select``); the result."""
         from brb.methods.centroid import ClusterResult
 
-        hooks = [self.brb, *tracking_hooks(self.config, self.label.replace("/", "-").replace(" ", "-"), self.checkpoint_dir)]
-        engine = Engine(self, hooks=hooks, checkpoint_dir=self.checkpoint_dir,
-                        checkpoint_every=self.config.run.checkpoint_every, fingerprint=self.config.fingerprint(),
-                        progress=progress)
-        self.checkpointer = engine.checkpointer
-        fit = engine.fit()
+        fit = fit_on_engine(self, self.config, self.checkpoint_dir, progress, hooks=[self.brb])
         history = pd.DataFrame(fit.history)
         selected = self.epochs
         if self.options.select == "lowest_loss" and self.best is not None:

@@ -15,7 +15,7 @@ import torch.nn as nn
 from brb.checkpointing import Checkpointer
 from brb.config import Config
 from brb.engine.loop import Engine, Method
-from brb.engine.tracking import tracking_hooks
+from brb.engine.tracking import fit_on_engine
 
 
 @dataclass
@@ -66,14 +66,11 @@ class PretrainMethod(Method):
 def run_pretraining(config: Config, method: PretrainMethod, progress: bool = True,
                     checkpoint_dir: Optional[Path] = None) -> PretrainResult:
     """Run ``method`` for ``config.pretrain.epochs`` epochs on the engine; with ``checkpoint_dir`` resumable."""
-    hooks = tracking_hooks(config, method.label.replace(" ", "-"), checkpoint_dir)
-    engine = Engine(method, hooks=hooks, checkpoint_dir=checkpoint_dir, checkpoint_every=config.run.checkpoint_every,
-                    fingerprint={"pretrain": config.fingerprint()}, progress=progress)
-    fit = engine.fit()
+    fit = fit_on_engine(method, config, checkpoint_dir, progress, fingerprint={"pretrain": config.fingerprint()})
     history = pd.DataFrame(fit.history) if fit.history else pd.DataFrame(columns=["epoch", "loss", "time_s"])
     method.model.eval()
     return PretrainResult(model=method.model, history=history, wall_time_s=fit.wall_time_s,
-                          checkpointer=engine.checkpointer, resumed_from=fit.resumed_from)
+                          checkpointer=method.checkpointer, resumed_from=fit.resumed_from)
 
 
 def pretrain(config: Config, data, progress: bool = True, checkpoint_dir: Optional[Path] = None) -> PretrainResult:

@@ -29,7 +29,7 @@ from brb.data.augment import ColourAugment, Cutout, RandomAffine
 from brb.data.tensors import DeviceData
 from brb.engine.common import embed, optimizer_step, shuffled_batches
 from brb.engine.loop import Engine, Method, TrainingError
-from brb.engine.tracking import tracking_hooks
+from brb.engine.tracking import fit_on_engine
 from brb.metrics import cluster_change, clustering_metrics
 from brb.runtime import autocast, setup_run
 
@@ -286,13 +286,8 @@ class _SelfLabeler(Method):
         self.labels = state["labels"]
 
     def fit(self, progress: bool) -> SelfLabelResult:
-        name = self.label.replace(" ", "-")
-        engine = Engine(self, hooks=tracking_hooks(self.config, name, self.checkpoint_dir),
-                        checkpoint_dir=self.checkpoint_dir, checkpoint_every=self.config.run.checkpoint_every,
-                        fingerprint={"selflabel": self.config.fingerprint()},  # never mistaken for another stage's
-                        progress=progress)
-        self.checkpointer = engine.checkpointer
-        fit = engine.fit()
+        fit = fit_on_engine(self, self.config, self.checkpoint_dir, progress,
+                            fingerprint={"selflabel": self.config.fingerprint()})  # never mistaken for another stage's
         self.history, self.resumed_from = fit.history, fit.resumed_from
         return self._result(fit.wall_time_s)
 
