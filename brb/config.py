@@ -32,8 +32,6 @@ ALGORITHM_DEFAULTS: dict[str, dict[str, float]] = {
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     e.name: {k: v for k, v in e.defaults.items() if k != "pretraining"} for e in REGISTRY.entries("network")
 }
-#: Per-method pretraining defaults (paper values).
-PRETRAIN_DEFAULTS: dict[str, dict[str, Any]] = {e.name: dict(e.defaults) for e in REGISTRY.entries("pretraining")}
 #: The pretraining method of each network when ``pretrain.method`` is ``auto``.
 ARCH_PRETRAIN_METHOD = {e.name: e.defaults["pretraining"] for e in REGISTRY.entries("network")}
 #: The network capability (registry tag) each regulariser needs, and what that capability is.
@@ -166,22 +164,11 @@ class AugmentConfig(_Section):
         return value
 
 
-class PretrainConfig(_Section):
+class _PretrainCommon(_Section):
+    """The `pretrain` keys every pretraining method shares; each method's own keys are added from its options."""
+
     method: Literal[("auto", *REGISTRY.names("pretraining"))] = Field(  # type: ignore[valid-type]
-        "auto", description="auto: reconstruction for autoencoders (mlp), SimCLR for resnet18"
-    )
-    epochs: Optional[int] = Field(
-        None, ge=0, description="pretraining epochs (None: per method; paper 250 reconstruction, 1000 SimCLR)"
-    )
-    batch_size: Optional[int] = Field(None, gt=0, description="mini-batch size (None: 256 reconstruction, 512 SimCLR)")
-    lr: Optional[float] = Field(None, gt=0, description="learning rate (None: 1e-3 reconstruction, 3e-3 SimCLR)")
-    weight_decay: Optional[float] = Field(
-        None, ge=0, description="weight decay (None: 0 reconstruction, 1e-4 SimCLR; never on biases and norms "
-        "with adamw)"
-    )
-    optimizer: Optional[Literal["adam", "adamw", "sgd"]] = Field(
-        None, description="adam | adamw | sgd (None: adam for reconstruction, adamw for SimCLR); sgd with "
-        "pretrain.momentum and pretrain.nesterov, weight decay (L2) not on biases and norms"
+        "auto", description="auto: the network's own (reconstruction for autoencoders, SimCLR for resnet18)"
     )
     momentum: float = Field(0.9, ge=0, lt=1, description="sgd: momentum")
     nesterov: bool = Field(True, description="sgd: Nesterov momentum (Aljalbout et al.)")
@@ -253,12 +240,13 @@ class _ClusterCommon(_Section):
         return cls.model_validate({key: getattr(self, key) for key in cls.model_fields})
 
 
-def _method_option_fields() -> dict[str, Any]:
-    """Every clustering method's option keys, as optional flat ``cluster`` keys (None: the method's default),
-    with the description of the first class declaring them and the methods that have them."""
+def _method_option_fields(kind: str = "method", tag: Optional[str] = "clustering") -> dict[str, Any]:
+    """Every option key of the registered ``kind`` (clustering methods, pretraining methods), as optional flat
+    section keys (None: the method's default), with the description of the first class declaring them and the
+    methods that have them."""
     owners: dict[str, list[str]] = {}
     first: dict[str, Any] = {}
-    for entry in REGISTRY.entries("method", tag="clustering"):
+    for entry in REGISTRY.entries(kind, tag):
         for key, info in entry.options.model_fields.items():
             owners.setdefault(key, []).append(entry.name)
             first.setdefault(key, info)
@@ -273,6 +261,24 @@ def _method_option_fields() -> dict[str, Any]:
 #: method's defaults, against the run's method in :class:`Config`; other methods' keys are recorded as null).
 ClusterConfig = create_model("ClusterConfig", __base__=_ClusterCommon, __module__=__name__, **_method_option_fields())
 METHOD_OPTION_KEYS = frozenset(ClusterConfig.model_fields) - frozenset(_ClusterCommon.model_fields)
+#: The ``pretrain`` section: the shared keys and every pretraining method's option keys (as ``cluster``).
+PretrainConfig = create_model("PretrainConfig", __base__=_PretrainCommon, __module__=__name__,
+                              **_method_option_fields("pretraining", None))
+PRETRAIN_OPTION_KEYS = frozenset(PretrainConfig.model_fields) - frozenset(_PretrainCommon.model_fields)
+
+
+def _resolve_options(section: BaseModel, cls: type[MethodOptions], keys: frozenset, where: str, name: str) -> MethodOptions:
+    """Validate the keys of ``section`` that method ``name``'s options class has (its ranges), fill its defaults
+    and write them back; the keys of other methods (``keys`` not in the class) are set to None: they do not run."""
+    given = {key: getattr(section, key) for key in cls.model_fields if getattr(section, key) is not None}
+    try:
+        options = cls.model_validate(given)
+    except ValidationError as err:
+        item = err.errors()[0]
+        raise ValueError(f"{where}.{item['loc'][0]}: {item['msg']} (an option of {name})") from None
+    for key in keys:
+        object.__setattr__(section, key, getattr(options, key) if key in cls.model_fields else None)
+    return options
 
 
 class BRBConfig(_Section):
@@ -397,12 +403,7 @@ class Config(_Section):
         the applied one: a loss term the network cannot compute gets weight 0, and setting one is an error."""
         c = self.cluster
         cls = REGISTRY.entry("method", c.algorithm).options
-        given = {key: getattr(c, key) for key in cls.model_fields if getattr(c, key) is not None}
-        try:
-            options = cls.model_validate(given)
-        except ValidationError as err:
-            item = err.errors()[0]
-            raise ValueError(f"cluster.{item['loc'][0]}: {item['msg']} (an option of {c.algorithm})") from None
+        options = _resolve_options(c, cls, frozenset(), "cluster", c.algorithm)
         tags = REGISTRY.entry("network", self.model.arch).tags
         for key in (k for k in _WEIGHTS if k in cls.model_fields):
             needs = _WEIGHT_NEEDS.get(key)
@@ -418,9 +419,8 @@ class Config(_Section):
             if getattr(self.model, key) is None:
                 object.__setattr__(self.model, key, value)
         method = self.pretrain.resolved_method(self.model.arch)
-        for key, value in PRETRAIN_DEFAULTS[method].items():
-            if getattr(self.pretrain, key) is None:
-                object.__setattr__(self.pretrain, key, value)
+        _resolve_options(self.pretrain, REGISTRY.entry("pretraining", method).options, PRETRAIN_OPTION_KEYS,
+                         "pretrain", method)
         return self
 
     def with_network(self, arch: str) -> Config:

@@ -149,10 +149,10 @@ REGISTRY.add("network", "cnn_small", "brb.models.cnn_small:CNNSmall",
 # --- pretraining methods ----------------------------------------------------------------------------------
 REGISTRY.add("pretraining", "reconstruction", "brb.methods.reconstruction:pretrain_autoencoder",
              summary="reconstruction (MSE) of an autoencoder, Adam", tags={"autoencoder"},
-             defaults={"epochs": 250, "batch_size": 256, "lr": 1e-3, "weight_decay": 0.0, "optimizer": "adam"})
+             options=opt.ReconstructionOptions)
 REGISTRY.add("pretraining", "simclr", "brb.methods.simclr:pretrain_simclr",
              summary="SimCLR: NT-Xent between two augmented views, AdamW", tags={"contrastive"},
-             defaults={"epochs": 1000, "batch_size": 512, "lr": 3e-3, "weight_decay": 1e-4, "optimizer": "adamw"})
+             options=opt.SimCLROptions)
 
 # --- clustering methods: each with its typed options class (defaults, ranges: brb/methods/options.py) -------
 # contrastive_weight: weight of NT-Xent for networks with a projector (DEC trains on its clustering loss

@@ -204,3 +204,32 @@ class DDCAEOptions(DDCOptions):
     """DDC-AE: DDC + 0.1 * reconstruction MSE through the transposed decoder."""
 
     reconstruction_weight: float = Field(0.1, ge=0, description="weight of the reconstruction MSE (tk-uco: 0.1)")
+
+
+# --- pretraining methods (`pretrain` section) ------------------------------------------------------------
+
+
+class PretrainOptions(MethodOptions):
+    """What every pretraining method has; each method's class sets its defaults (the paper's values)."""
+
+    epochs: int = Field(250, ge=0, description="pretraining epochs")
+    batch_size: int = Field(256, gt=0, description="mini-batch size")
+    lr: float = Field(1e-3, gt=0, description="learning rate")
+    weight_decay: float = Field(0.0, ge=0, description="weight decay (never on biases and norms with adamw / sgd)")
+    optimizer: Literal["adam", "adamw", "sgd"] = Field(
+        "adam", description="adam | adamw | sgd (with pretrain.momentum and pretrain.nesterov)"
+    )
+
+
+class ReconstructionOptions(PretrainOptions):
+    """Reconstruction (MSE) of an autoencoder: the paper's 250 epochs, batch 256, Adam 1e-3."""
+
+
+class SimCLROptions(PretrainOptions):
+    """SimCLR: the paper's 1,000 epochs, batch 512, AdamW 3e-3, weight decay 1e-4."""
+
+    epochs: int = Field(1000, ge=0, description="pretraining epochs")
+    batch_size: int = Field(512, gt=0, description="mini-batch size")
+    lr: float = Field(3e-3, gt=0, description="learning rate")
+    weight_decay: float = Field(1e-4, ge=0, description="weight decay (not on biases and norms)")
+    optimizer: Literal["adam", "adamw", "sgd"] = Field("adamw", description="adam | adamw | sgd")
