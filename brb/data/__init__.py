@@ -1,6 +1,6 @@
 """Datasets: a registry of loaders, prepared ``.npz`` files, and device-resident tensors."""
 
-from brb.data import builtin, coil, torchvision_sets, uci  # noqa: F401  (register the loaders)
+from brb.data import builtin, coil, imagefolder, stl10, torchvision_sets, uci  # noqa: F401  (register the loaders)
 from brb.data.prepared import PreparedData, load_prepared, prepare_dataset, save_prepared
 from brb.data.registry import DATASETS, DataFileError, FetchOptions, RawData, register_dataset
 
