@@ -170,8 +170,6 @@ class _PretrainCommon(_Section):
     method: Literal[("auto", *REGISTRY.names("pretraining"))] = Field(  # type: ignore[valid-type]
         "auto", description="auto: the network's own (reconstruction for autoencoders, SimCLR for resnet18)"
     )
-    momentum: float = Field(0.9, ge=0, lt=1, description="sgd: momentum")
-    nesterov: bool = Field(True, description="sgd: Nesterov momentum (Aljalbout et al.)")
     lr_decay: float = Field(
         1.0, gt=0, le=1, description="learning rate multiplied by this after every epoch (Aljalbout et al.: 0.9999)"
     )

@@ -153,6 +153,13 @@ REGISTRY.add("pretraining", "reconstruction", "brb.methods.reconstruction:pretra
 REGISTRY.add("pretraining", "simclr", "brb.methods.simclr:pretrain_simclr",
              summary="SimCLR: NT-Xent between two augmented views, AdamW", tags={"contrastive"},
              options=opt.SimCLROptions)
+REGISTRY.add("pretraining", "byol", "brb.methods.byol:pretrain_byol",
+             summary="BYOL as ProPos's repository runs it: online + predictor vs EMA target, SGD with warm-up + "
+                     "cosine, k-means on the target features every 10 epochs", tags={"self-supervised"},
+             options=opt.BYOLOptions)
+REGISTRY.add("pretraining", "propos", "brb.methods.byol:pretrain_propos",
+             summary="ProPos (Huang et al.): BYOL + prototype scattering loss on k-means pseudo-labels every epoch "
+                     "+ positive sampling alignment", tags={"self-supervised"}, options=opt.ProPosOptions)
 
 # --- clustering methods: each with its typed options class (defaults, ranges: brb/methods/options.py) -------
 # contrastive_weight: weight of NT-Xent for networks with a projector (DEC trains on its clustering loss

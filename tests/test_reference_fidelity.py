@@ -51,7 +51,7 @@ def test_d1_dcn_loss_is_sum_over_n_times_k():
     # with a view, the augmented rows are pulled to the clean rows' centroids: (2/6 + Σ_aug/6) / 2
     z_aug = z + torch.tensor([1.0, 0.0])  # distances² to the same centroids: 1, 4, 2 -> Σ = 7
     assert reference.loss(z, z_aug, None).item() == pytest.approx((2 / 6 + 7 / 6) / 2)
-    assert make_config({}).cluster.dcn_loss_norm == "samples_clusters"  # the paper's 0.025 means the same
+    assert make_config({"cluster": {"algorithm": "dcn"}}).cluster.dcn_loss_norm == "samples_clusters"  # = the paper 0.025
 
 
 # --- D2: DCN centroid step -------------------------------------------------------------------------------

@@ -219,6 +219,8 @@ class PretrainOptions(MethodOptions):
     optimizer: Literal["adam", "adamw", "sgd"] = Field(
         "adam", description="adam | adamw | sgd (with pretrain.momentum and pretrain.nesterov)"
     )
+    momentum: float = Field(0.9, ge=0, lt=1, description="sgd: momentum")
+    nesterov: bool = Field(True, description="sgd: Nesterov momentum (Aljalbout et al.)")
 
 
 class ReconstructionOptions(PretrainOptions):
@@ -233,3 +235,49 @@ class SimCLROptions(PretrainOptions):
     lr: float = Field(3e-3, gt=0, description="learning rate")
     weight_decay: float = Field(1e-4, ge=0, description="weight decay (not on biases and norms)")
     optimizer: Literal["adam", "adamw", "sgd"] = Field("adamw", description="adam | adamw | sgd")
+
+
+class BYOLOptions(PretrainOptions):
+    """BYOL as ProPos's repository runs it (its BYOL baseline: ProPos without PSL and PSA, k-means every 10
+    epochs, increasing EMA): SGD 0.05 x batch / 256, weight decay 5e-4, 50 warm-up epochs then ProPos's cosine,
+    predictor at 10 x the learning rate; projector and predictor d -> 4096 -> BN -> ReLU -> 256."""
+
+    epochs: int = Field(1000, ge=0, description="pretraining epochs (theirs: 1000)")
+    batch_size: int = Field(512, gt=0, description="mini-batch size (theirs: 128 per GPU x 4)")
+    lr: float = Field(0.05, gt=0, description="base learning rate, scaled by batch_size / 256 (lr_scaling)")
+    weight_decay: float = Field(5e-4, ge=0, description="weight decay (theirs: on all parameters)")
+    optimizer: Literal["adam", "adamw", "sgd"] = Field("sgd", description="theirs: SGD, momentum 0.9")
+    nesterov: bool = Field(False, description="sgd: Nesterov momentum (theirs: no)")
+    lr_scaling: Literal["linear", "none"] = Field("linear", description="lr x batch_size / 256 (theirs) or as given")
+    lr_schedule: Literal["propos", "cosine", "constant"] = Field(
+        "propos", description="after the linear warm-up: ProPos's cosine (divided by epochs, not epochs - warmup: "
+        "it ends near 0.006 x lr), the standard cosine to 0, or constant"
+    )
+    warmup_epochs: int = Field(50, ge=0, description="linear learning-rate warm-up epochs; PSL and PSA start after")
+    predictor_lr_mult: float = Field(10.0, gt=0, description="the predictor's learning rate multiplier (theirs: 10)")
+    ema_momentum: float = Field(0.996, ge=0, le=1, description="EMA momentum of the target network")
+    ema_schedule: Literal["fixed", "cosine"] = Field(
+        "cosine", description="fixed, or increased to 1 by a cosine over the iterations (their BYOL configs)"
+    )
+    hidden_dim: int = Field(4096, gt=0, description="hidden width of projector and predictor")
+    feature_dim: int = Field(256, gt=0, description="output width of projector and predictor")
+    reassign: int = Field(10, gt=0, description="k-means on the target features every this many epochs (pseudo-labels "
+                          "for PSL, and the evaluation ProPos reports)")
+    kmeans_n_init: int = Field(10, gt=0, description="k-means restarts (spherical, k-means++)")
+    psl_weight: float = Field(0.0, ge=0, description="lambda of the prototype scattering loss (BYOL: 0)")
+    psl_temperature: float = Field(0.5, gt=0, description="tau of the prototype scattering loss")
+    latent_std: float = Field(0.0, ge=0, description="sigma of positive sampling alignment's Gaussian (BYOL: 0)")
+    forward: Literal["v1", "v2"] = Field(
+        "v1", description="v1: one pass per view, loss -2 cos, EMA after the loss; v2: both views in one pass, "
+        "loss 2 - 2 cos, EMA before the forward pass (their CIFAR-20 / ImageNet-Dogs configs)"
+    )
+
+
+class ProPosOptions(BYOLOptions):
+    """ProPos (Huang et al.): BYOL + prototype scattering loss (lambda 0.1 after warm-up) on k-means pseudo-labels
+    of the target features every epoch + positive sampling alignment (sigma 0.001); fixed EMA 0.996 (CIFAR-10)."""
+
+    ema_schedule: Literal["fixed", "cosine"] = Field("fixed", description="their CIFAR-10 config: fixed 0.996")
+    reassign: int = Field(1, gt=0, description="k-means on the target features every this many epochs (ProPos: 1)")
+    psl_weight: float = Field(0.1, ge=0, description="lambda of the prototype scattering loss (ProPos: 0.1)")
+    latent_std: float = Field(0.001, ge=0, description="sigma of positive sampling alignment (ProPos: 0.001)")
