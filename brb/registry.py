@@ -160,6 +160,18 @@ REGISTRY.add("pretraining", "byol", "brb.methods.byol:pretrain_byol",
 REGISTRY.add("pretraining", "propos", "brb.methods.byol:pretrain_propos",
              summary="ProPos (Huang et al.): BYOL + prototype scattering loss on k-means pseudo-labels every epoch "
                      "+ positive sampling alignment", tags={"self-supervised"}, options=opt.ProPosOptions)
+REGISTRY.add("pretraining", "simsiam", "brb.methods.selfsup:pretrain_simsiam",
+             summary="SimSiam: symmetric negative cosine of predictor vs stop-gradient projector, no twin",
+             tags={"self-supervised"}, options=opt.SimSiamOptions)
+REGISTRY.add("pretraining", "moco", "brb.methods.selfsup:pretrain_moco",
+             summary="MoCo v2: InfoNCE of queries against an EMA key encoder and a queue of keys, symmetric",
+             tags={"self-supervised"}, options=opt.MoCoOptions)
+REGISTRY.add("pretraining", "pcl", "brb.methods.selfsup:pretrain_pcl",
+             summary="PCL: MoCo + ProtoNCE over k-means prototypes at several granularities, concentration-scaled",
+             tags={"self-supervised"}, options=opt.PCLOptions)
+REGISTRY.add("pretraining", "cc", "brb.methods.selfsup:pretrain_cc",
+             summary="Contrastive Clustering: instance NT-Xent + cluster-column NT-Xent + entropy, Adam",
+             tags={"self-supervised"}, options=opt.CCOptions)
 
 # --- clustering methods: each with its typed options class (defaults, ranges: brb/methods/options.py) -------
 # contrastive_weight: weight of NT-Xent for networks with a projector (DEC trains on its clustering loss

@@ -21,226 +21,92 @@ with the pre-step online weights; v2: both views in one pass, reg = 2 − 2 cos,
 with lr × batch / 256, predictor lr × ``predictor_lr_mult``, linear warm-up then ProPos's cosine per iteration. The
 checkpoint written for the clustering stages is the **target** network (ProPos clusters and reports its features).
 
+The shared machinery (optimiser, schedules, E-step, resume) is :class:`brb.methods.selfsup.SelfSupervisedMethod`.
 Not yet here (issue 15): the class-balanced resampling option, shuffle-BN / SyncBN and multi-GPU DDP; the
 target's BatchNorm runs in train mode on the whole batch (one process: what shuffle-BN approximates).
 """
 
 from __future__ import annotations
 
-import copy
-import math
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from brb.cluster.kmeans_torch import kmeans_torch
 from brb.config import Config
-from brb.data.prepared import PreparedData, subset_of
-from brb.data.tensors import DeviceData
-from brb.engine.common import make_augmenter, new_model, shuffled_batches
-from brb.engine.loop import Engine, TrainingError
-from brb.losses.schedules import ema_update_, lr_at, momentum_at, scaled_lr
+from brb.data.prepared import PreparedData
+from brb.losses.schedules import ema_update_
 from brb.losses.ssl import positive_sampling, prototype_scattering_loss, regression_loss
 from brb.methods.options import BYOLOptions
-from brb.methods.pretraining import PretrainMethod, PretrainResult, run_pretraining
-from brb.metrics import clustering_metrics
-from brb.registry import REGISTRY
-from brb.runtime import autocast, setup_run
+from brb.methods.pretraining import PretrainResult
+from brb.methods.selfsup import Encoder, SelfSupervisedMethod, frozen_copy, mlp_head, pretrain_with
+
+__all__ = ["BYOLMethod", "Encoder", "mlp_head", "pretrain_byol", "pretrain_propos"]
 
 
-def mlp_head(in_dim: int, hidden: int, out: int, init_std: Optional[float] = None) -> nn.Sequential:
-    """Linear → BatchNorm → ReLU → Linear (their projector / predictor); ``init_std``: N(0, std) weights, zero biases."""
-    head = nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out))
-    if init_std is not None:
-        for m in head:
-            if isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, std=init_std)
-                nn.init.zeros_(m.bias)
-    return head
-
-
-class Online(nn.Module):
-    """Backbone f + projector g (the part the target copies)."""
-
-    def __init__(self, backbone: nn.Module, projector: nn.Module):
-        super().__init__()
-        self.backbone, self.projector = backbone, projector
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.projector(self.backbone.encode(x))
-
-
-class BYOLMethod(PretrainMethod):
+class BYOLMethod(SelfSupervisedMethod):
     """BYOL / ProPos on the engine (module notes above)."""
 
-    def __init__(self, config: Config, data: DeviceData, options: BYOLOptions, label: str):
-        self.config, self.data, self.o = config, data, options
-        o = options
-        device = data.device
-        n_clusters = config.cluster.n_clusters or data.n_classes
-        backbone = new_model(config, data, n_clusters).to(device)
-        with torch.no_grad():
-            backbone.eval()
-            dim = backbone.encode(data.batch(slice(0, 2))).shape[1]
-            backbone.train()
-        self.online = Online(backbone, mlp_head(dim, o.hidden_dim, o.feature_dim)).to(device)
+    o: BYOLOptions
+
+    def build(self, backbone: nn.Module, dim: int) -> list[dict]:
+        o = self.o
+        device = self.data.device
+        self.online = Encoder(backbone, mlp_head(dim, o.hidden_dim, o.feature_dim)).to(device)
         self.predictor = mlp_head(o.feature_dim, o.hidden_dim, o.feature_dim, init_std=0.01).to(device)
-        self.target = copy.deepcopy(self.online)
-        for p in self.target.parameters():
-            p.requires_grad_(False)
-        self.base_lr = scaled_lr(o.lr, o.batch_size) if o.lr_scaling == "linear" else o.lr
-        groups = [{"params": list(self.online.parameters()), "name": "online", "lr_mult": 1.0},
-                  {"params": list(self.predictor.parameters()), "name": "predictor", "lr_mult": o.predictor_lr_mult}]
-        if o.optimizer == "sgd":
-            optimizer = torch.optim.SGD(groups, lr=self.base_lr, momentum=o.momentum, weight_decay=o.weight_decay,
-                                        nesterov=o.nesterov and o.momentum > 0)
-        elif o.optimizer == "adamw":
-            optimizer = torch.optim.AdamW(groups, lr=self.base_lr, weight_decay=o.weight_decay)
-        else:
-            optimizer = torch.optim.Adam(groups, lr=self.base_lr, weight_decay=o.weight_decay)
-        self.n_clusters = n_clusters
-        self.augmenter = make_augmenter(config, data, device)
-        if self.augmenter is None:
-            raise TrainingError(f"{label}: BYOL / ProPos need image data for their augmented views")
-        self.gen = torch.Generator().manual_seed(config.run.seed)
-        self.noise = torch.Generator(device=device).manual_seed(config.run.seed + 31)
-        self.steps_per_epoch = max(len(data) // o.batch_size, 1)
-        self.step_count = 0
-        self.pseudo_labels: Optional[torch.Tensor] = None
-        self.scores: dict = {}
-        self.epoch = 0
-        super().__init__(label, o.epochs, self.online, optimizer,
-                         {"batches": self.gen, "augment": self.augmenter.generator, "noise": self.noise},
-                         self._epoch_batches, self._step, "self-supervised")
-        self.finite_terms = {"loss": "self-supervised"}
-        self.e_step(0)  # the pseudo-labels of the first epochs, and the score of the untrained network
+        self.target = frozen_copy(self.online)
+        self._m = o.ema_momentum
+        return [{"params": list(self.online.parameters()), "name": "online"},
+                {"params": list(self.predictor.parameters()), "name": "predictor", "lr_mult": o.predictor_lr_mult}]
 
-    # --- E-step --------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def target_features(self) -> torch.Tensor:
-        """Normalised g_ξ(f_ξ(x)) of the whole training set (eval mode, no augmentation)."""
-        self.target.eval()
-        feats = torch.cat([F.normalize(self.target(x).float(), dim=1)
-                           for x in self.data.iter_batches(self.config.cluster.eval_batch_size)])
-        self.target.train()
-        return feats
+    def networks(self) -> dict[str, nn.Module]:
+        return {"online": self.online, "predictor": self.predictor, "target": self.target}
 
-    def e_step(self, epoch: int) -> None:
-        """Spherical k-means on the target features: the pseudo-labels and the scores ProPos reports."""
-        feats = self.target_features()
-        centers = kmeans_torch(feats, self.n_clusters, self.config.run.seed + epoch, n_init=self.o.kmeans_n_init,
-                               metric="cosine")
-        self.pseudo_labels = (feats @ F.normalize(centers.to(feats), dim=1).T).argmax(dim=1)
-        labels = self.pseudo_labels.cpu().numpy()
-        self.scores = {**clustering_metrics(self.data.y, labels), "n_nonempty_clusters": int(len(np.unique(labels)))}
+    def feature_net(self) -> nn.Module:
+        return self.target
 
-    def on_epoch_start(self, engine: Engine, epoch: int) -> None:
-        self.epoch = epoch
-        self.online.train()
-        self.predictor.train()
+    def handed_on(self) -> nn.Module:
+        return self.target.backbone  # ProPos clusters (and we hand on) the target network
 
-    def start_history(self) -> list[dict]:
-        return [{"epoch": 0, "loss": math.nan, **self.scores, "time_s": 0.0}]
+    def before_step(self) -> None:
+        self._m = self.ema_momentum()
+        if self.o.forward == "v2":  # v2: the EMA before the forward pass
+            ema_update_(self.target, self.online, self._m, buffers="keep")
 
-    # --- one step ------------------------------------------------------------------------------------
-    def _epoch_batches(self, epoch: int) -> list[torch.Tensor]:
-        return shuffled_batches(len(self.data), self.o.batch_size, self.gen, self.data.device, drop_last=True)
+    def after_backward(self) -> None:
+        if self.o.forward != "v2":  # v1: the target follows the pre-step online weights
+            ema_update_(self.target, self.online, self._m, buffers="keep")
 
-    def _schedule(self) -> float:
-        """Set this iteration's learning rates; return the EMA momentum."""
+    def step(self, x1, x2, idx):
         o = self.o
-        # ProPos counts iterations from 1: the first step of the run is already 1/steps into the warm-up (not lr 0)
-        t = self.epoch + (self.step_count % self.steps_per_epoch + 1) / self.steps_per_epoch
-        factor = 1.0 if o.lr_schedule == "constant" and t >= o.warmup_epochs else None
-        lr = self.base_lr * factor if factor is not None else lr_at(t, self.base_lr, o.epochs, o.warmup_epochs,
-                                                                     "cosine" if o.lr_schedule == "cosine" else "propos")
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr * group["lr_mult"]
-        total = max(o.epochs * self.steps_per_epoch, 1)
-        return momentum_at(self.step_count, total, o.ema_momentum, o.ema_schedule)
-
-    def _step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        o = self.o
-        m = self._schedule()
-        warm = self.epoch < o.warmup_epochs
-        std = 0.0 if warm else o.latent_std
-        x1, x2 = self.data.batch(idx, self.augmenter), self.data.batch(idx, self.augmenter)
+        std = 0.0 if self.warm() else o.latent_std
         if o.forward == "v2":
-            ema_update_(self.target, self.online, m, buffers="keep")
-        with autocast(self.data.device, self.config.run.precision):
-            if o.forward == "v2":
-                v1, v2 = self.online(torch.cat([x1, x2])).float().split(len(idx))
-            else:
-                v1, v2 = self.online(x1).float(), self.online(x2).float()
-            with torch.no_grad():
-                z1, z2 = (F.normalize(self.target(x).float(), dim=1) for x in (x1, x2))
-            p1 = self.predictor(positive_sampling(v1, std, self.noise)).float()
-            p2 = self.predictor(positive_sampling(v2, std, self.noise)).float()
+            v1, v2 = self.online(torch.cat([x1, x2])).float().split(len(idx))
+        else:
+            v1, v2 = self.online(x1).float(), self.online(x2).float()
+        with torch.no_grad():
+            z1, z2 = (F.normalize(self.target(x).float(), dim=1) for x in (x1, x2))
+        p1 = self.predictor(positive_sampling(v1, std, self.noise)).float()
+        p2 = self.predictor(positive_sampling(v2, std, self.noise)).float()
         kind = "v2" if o.forward == "v2" else "v1"
         loss_psa = 0.5 * (regression_loss(p1, z2, kind) + regression_loss(p2, z1, kind))
         loss = loss_psa
         loss_psl = torch.zeros((), device=loss.device)
-        if o.psl_weight > 0 and not warm:
+        if o.psl_weight > 0 and not self.warm():
             y = self.pseudo_labels[idx]
             loss_psl = 0.5 * (prototype_scattering_loss(v1, z2, y, self.n_clusters, o.psl_temperature)
                               + prototype_scattering_loss(v2, z1, y, self.n_clusters, o.psl_temperature))
             loss = loss + o.psl_weight * loss_psl
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if o.forward != "v2":  # v1: the target follows the pre-step online weights
-            ema_update_(self.target, self.online, m, buffers="keep")
-        self.optimizer.step()
-        self.step_count += 1
         return {"loss": loss, "loss_alignment": loss_psa, "loss_scattering": loss_psl}
-
-    def evaluate(self, epoch: int, losses: dict[str, float]) -> dict:
-        """The epoch's losses; every ``reassign`` epochs (and after the last) the E-step on the state after this
-        epoch: new pseudo-labels for the next epochs, and their scores (NaN on the other rows)."""
-        row = {**losses, "lr": self.optimizer.param_groups[0]["lr"]}
-        if (epoch + 1) % self.o.reassign == 0 or epoch + 1 == self.epochs:
-            self.e_step(epoch + 1)
-            row.update(self.scores)
-        return row
-
-    def progress_values(self, row: dict) -> dict:
-        return {"loss": row["loss"], "acc": row.get("acc", math.nan)}
-
-    # --- resumable state -----------------------------------------------------------------------------
-    def stateful(self) -> dict:
-        return {"online": self.online, "predictor": self.predictor, "target": self.target, "optimizer": self.optimizer}
-
-    def extra_state(self) -> dict:
-        return {"pseudo_labels": self.pseudo_labels, "scores": self.scores, "step_count": self.step_count}
-
-    def load_extra_state(self, state: dict) -> None:
-        self.pseudo_labels, self.scores, self.step_count = state["pseudo_labels"], state["scores"], state["step_count"]
-
-
-def _pretrain(name: str, config: Config, data: PreparedData, progress: bool,
-              checkpoint_dir: Optional[Path]) -> PretrainResult:
-    device = setup_run(config.run)
-    train = data.part("train" if config.data.split == "train_test" else "all")
-    if config.data.subset is not None:
-        train = subset_of(train, config.data.subset)
-    ddata = DeviceData(train, device, config.data.normalize, config.data.resize)
-    cls = REGISTRY.entry("pretraining", name).options
-    options = cls.model_validate({k: getattr(config.pretrain, k) for k in cls.model_fields})
-    method = BYOLMethod(config, ddata, options, f"{name} {data.name} seed {config.run.seed}")
-    result = run_pretraining(config, method, progress, checkpoint_dir)
-    method.target.eval()
-    result.model = method.target.backbone  # ProPos clusters (and we hand on) the target network
-    return result
 
 
 def pretrain_byol(config: Config, data: PreparedData, progress: bool = True,
                   checkpoint_dir: Optional[Path] = None) -> PretrainResult:
-    return _pretrain("byol", config, data, progress, checkpoint_dir)
+    return pretrain_with(BYOLMethod, "byol", config, data, progress, checkpoint_dir)
 
 
 def pretrain_propos(config: Config, data: PreparedData, progress: bool = True,
                     checkpoint_dir: Optional[Path] = None) -> PretrainResult:
-    return _pretrain("propos", config, data, progress, checkpoint_dir)
+    return pretrain_with(BYOLMethod, "propos", config, data, progress, checkpoint_dir)

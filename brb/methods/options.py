@@ -237,10 +237,10 @@ class SimCLROptions(PretrainOptions):
     optimizer: Literal["adam", "adamw", "sgd"] = Field("adamw", description="adam | adamw | sgd")
 
 
-class BYOLOptions(PretrainOptions):
-    """BYOL as ProPos's repository runs it (its BYOL baseline: ProPos without PSL and PSA, k-means every 10
-    epochs, increasing EMA): SGD 0.05 x batch / 256, weight decay 5e-4, 50 warm-up epochs then ProPos's cosine,
-    predictor at 10 x the learning rate; projector and predictor d -> 4096 -> BN -> ReLU -> 256."""
+class SSLOptions(PretrainOptions):
+    """What the self-supervised family of ProPos's repository shares (brb/methods/siamese.py): SGD with the lr
+    scaled by batch / 256, a linear warm-up then ProPos's cosine per iteration, k-means of the method's features
+    every ``reassign`` epochs (the evaluation ProPos reports), heads of width hidden_dim -> feature_dim."""
 
     epochs: int = Field(1000, ge=0, description="pretraining epochs (theirs: 1000)")
     batch_size: int = Field(512, gt=0, description="mini-batch size (theirs: 128 per GPU x 4)")
@@ -253,17 +253,25 @@ class BYOLOptions(PretrainOptions):
         "propos", description="after the linear warm-up: ProPos's cosine (divided by epochs, not epochs - warmup: "
         "it ends near 0.006 x lr), the standard cosine to 0, or constant"
     )
-    warmup_epochs: int = Field(50, ge=0, description="linear learning-rate warm-up epochs; PSL and PSA start after")
+    warmup_epochs: int = Field(50, ge=0, description="linear learning-rate warm-up epochs; PSL, PSA and ProtoNCE "
+                               "start after")
+    hidden_dim: int = Field(4096, gt=0, description="hidden width of the projection (and prediction) heads")
+    feature_dim: int = Field(256, gt=0, description="output width of the projection (and prediction) heads")
+    reassign: int = Field(10, gt=0, description="k-means on the method's features every this many epochs "
+                          "(pseudo-labels for PSL / ProtoNCE, and the evaluation ProPos reports)")
+    kmeans_n_init: int = Field(10, gt=0, description="k-means restarts (spherical, k-means++)")
+
+
+class BYOLOptions(SSLOptions):
+    """BYOL as ProPos's repository runs it (its BYOL baseline: ProPos without PSL and PSA, k-means every 10
+    epochs, increasing EMA): SGD 0.05 x batch / 256, weight decay 5e-4, 50 warm-up epochs then ProPos's cosine,
+    predictor at 10 x the learning rate; projector and predictor d -> 4096 -> BN -> ReLU -> 256."""
+
     predictor_lr_mult: float = Field(10.0, gt=0, description="the predictor's learning rate multiplier (theirs: 10)")
     ema_momentum: float = Field(0.996, ge=0, le=1, description="EMA momentum of the target network")
     ema_schedule: Literal["fixed", "cosine"] = Field(
         "cosine", description="fixed, or increased to 1 by a cosine over the iterations (their BYOL configs)"
     )
-    hidden_dim: int = Field(4096, gt=0, description="hidden width of projector and predictor")
-    feature_dim: int = Field(256, gt=0, description="output width of projector and predictor")
-    reassign: int = Field(10, gt=0, description="k-means on the target features every this many epochs (pseudo-labels "
-                          "for PSL, and the evaluation ProPos reports)")
-    kmeans_n_init: int = Field(10, gt=0, description="k-means restarts (spherical, k-means++)")
     psl_weight: float = Field(0.0, ge=0, description="lambda of the prototype scattering loss (BYOL: 0)")
     psl_temperature: float = Field(0.5, gt=0, description="tau of the prototype scattering loss")
     latent_std: float = Field(0.0, ge=0, description="sigma of positive sampling alignment's Gaussian (BYOL: 0)")
@@ -281,3 +289,70 @@ class ProPosOptions(BYOLOptions):
     reassign: int = Field(1, gt=0, description="k-means on the target features every this many epochs (ProPos: 1)")
     psl_weight: float = Field(0.1, ge=0, description="lambda of the prototype scattering loss (ProPos: 0.1)")
     latent_std: float = Field(0.001, ge=0, description="sigma of positive sampling alignment (ProPos: 0.001)")
+
+
+class SimSiamOptions(SSLOptions):
+    """SimSiam as ProPos's repository (its logged CIFAR-10 config): projector d -> 2048 (no bias) -> BN -> ReLU ->
+    2048 -> BN (2 layers for CIFAR), predictor 2048 -> 512 -> BN -> ReLU -> 2048, lr 0.06 x batch / 256, the
+    predictor at the constant, un-annealed lr (fix_predictor_lr), k-means on the projector output every 50 epochs."""
+
+    lr: float = Field(0.06, gt=0, description="base learning rate, scaled by batch_size / 256 (theirs: 0.06)")
+    hidden_dim: int = Field(2048, gt=0, description="projector width (theirs: 2048)")
+    feature_dim: int = Field(2048, gt=0, description="projector / predictor output width (theirs: 2048)")
+    predictor_hidden_dim: int = Field(512, gt=0, description="the predictor's bottleneck width (theirs: 512)")
+    projector_layers: Literal[2, 3] = Field(2, description="projector depth (theirs: 2 for CIFAR, 3 for ImageNet)")
+    fix_predictor_lr: bool = Field(True, description="the predictor keeps the constant scaled lr (theirs: yes)")
+    reassign: int = Field(50, gt=0, description="k-means on the projector features every this many epochs")
+
+
+class MoCoOptions(SSLOptions):
+    """MoCo v2 as ProPos's repository: query encoder + MLP head (d -> d -> ReLU -> 128), key encoder by EMA
+    (updated before the forward pass), a queue of normalised keys, symmetric InfoNCE (the sum of both
+    directions); k-means on the key features."""
+
+    feature_dim: int = Field(128, gt=0, description="head output width (theirs: 128)")
+    ema_momentum: float = Field(0.99, ge=0, le=1, description="key encoder EMA momentum (their logged config: 0.99; "
+                                "MoCo's default 0.999)")
+    ema_schedule: Literal["fixed", "cosine"] = Field("fixed", description="fixed, or increased to 1 by a cosine")
+    queue_size: int = Field(4096, gt=0, description="keys in the queue (their logged config: 4096; a multiple of "
+                            "2 x batch_size with the symmetric loss)")
+    moco_temperature: float = Field(0.07, gt=0, description="InfoNCE temperature (MoCo's default 0.07)")
+    symmetric: bool = Field(True, description="both directions of the loss, 2 x batch keys enqueued (theirs: yes)")
+
+
+class PCLOptions(MoCoOptions):
+    """PCL as ProPos's repository (its logged CIFAR-20 config): MoCo + ProtoNCE (weight 0.01 after warm-up) over
+    k-means of the key features at several granularities every epoch, concentration-scaled prototypes,
+    negatives drawn with replacement from the prototypes not in the batch; lr 0.1, wd 1e-4."""
+
+    lr: float = Field(0.1, gt=0, description="base learning rate (their logged config: 0.1)")
+    weight_decay: float = Field(1e-4, ge=0, description="weight decay (their logged config: 1e-4)")
+    moco_temperature: float = Field(1.0, gt=0, description="InfoNCE temperature and the mean concentration (their "
+                                    "logged config: 1, as logged; PCL's paper 0.2)")
+    reassign: int = Field(1, gt=0, description="k-means at every granularity every this many epochs (theirs: 1)")
+    proto_weight: float = Field(0.01, ge=0, description="weight of ProtoNCE after warm-up (cls_loss_weight: 0.01)")
+    num_clusters: list[int] = Field([250, 500, 1000], min_length=1, description="k-means granularities of ProtoNCE "
+                                    "(theirs: 250, 500, 1000 on CIFAR-20)")
+
+
+class CCOptions(SSLOptions):
+    """Contrastive Clustering (Li et al. 2021) as its code: instance head d -> 512 -> ReLU -> 128 (NT-Xent, tau 0.5),
+    cluster head d -> 512 -> ReLU -> K -> softmax (column NT-Xent, tau 1.0, + the entropy term), Adam 3e-4, batch
+    256; the prediction is the cluster head's argmax (CC) or k-means on the instance features (ProPos's wrapper)."""
+
+    batch_size: int = Field(256, gt=0, description="mini-batch size (theirs: 256)")
+    lr: float = Field(3e-4, gt=0, description="Adam's learning rate (theirs: 3e-4)")
+    weight_decay: float = Field(0.0, ge=0, description="weight decay (theirs: 0)")
+    optimizer: Literal["adam", "adamw", "sgd"] = Field("adam", description="theirs: Adam")
+    lr_scaling: Literal["linear", "none"] = Field("none", description="theirs: the lr as given")
+    lr_schedule: Literal["propos", "cosine", "constant"] = Field("constant", description="theirs: constant")
+    warmup_epochs: int = Field(0, ge=0, description="theirs: none")
+    hidden_dim: int = Field(512, gt=0, description="hidden width of both heads (theirs: 512)")
+    feature_dim: int = Field(128, gt=0, description="instance feature width (theirs: 128)")
+    instance_temperature: float = Field(0.5, gt=0, description="tau_I of the instance NT-Xent (theirs: 0.5)")
+    cluster_temperature: float = Field(1.0, gt=0, description="tau_C of the cluster-column NT-Xent (theirs: 1.0)")
+    entropy_weight: float = Field(1.0, ge=0, description="weight of the entropy term H (theirs: 1)")
+    cc_predict: Literal["head", "kmeans"] = Field(
+        "head", description="the clustering reported: the cluster head's argmax (CC's paper) or k-means on the "
+        "instance features (ProPos's wrapper); both are logged"
+    )

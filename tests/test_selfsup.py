@@ -1,0 +1,162 @@
+"""SimSiam, MoCo v2, PCL and CC on the engine (brb/methods/selfsup.py): their options as their configs, a short
+real run of each on digits, MoCo's key update and queue, SimSiam's fixed predictor lr, PCL's prototypes, CC's two
+clusterings, and a SIGTERM-interrupted MoCo run resumed to the same key encoder and queue."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from brb.checkpointing import Interrupted
+from brb.config import make_config
+from brb.data.prepared import PreparedData
+from brb.data.tensors import DeviceData
+from brb.engine.loop import TrainingError
+from brb.methods.selfsup import CCMethod, MoCoMethod, PCLMethod, SimSiamMethod, pretrain_with
+from brb.registry import REGISTRY
+
+
+def digits(n: int = 384) -> PreparedData:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.images[:n] * 255 / 16).round().astype(np.uint8)[:, None]
+    return PreparedData("digits", x, bunch.target[:n], [str(i) for i in range(10)])
+
+
+def config(method: str, epochs: int = 2, **pretrain):
+    return make_config({
+        "data": {"resize": 20, "normalize": "channel"},
+        "model": {"arch": "cnn_small", "embedding_dim": 32},
+        "pretrain": {"method": method, "epochs": epochs, "batch_size": 64, "hidden_dim": 64, "feature_dim": 32,
+                     "warmup_epochs": 1, "kmeans_n_init": 2, **pretrain},
+        "run": {"seed": 0, "threads": 1, "checkpoint_every": 1},
+    })
+
+
+def options(cfg, name):
+    cls = REGISTRY.entry("pretraining", name).options
+    return cls.model_validate({k: getattr(cfg.pretrain, k) for k in cls.model_fields})
+
+
+def build(cls, name, n=384, **pretrain):
+    cfg = config(name, **pretrain)
+    torch.manual_seed(0)  # the network's initialisation (pretrain_with seeds it through setup_run)
+    return cls(cfg, DeviceData(digits(n), "cpu", "channel", 20), options(cfg, name), "t")
+
+
+def test_options_are_their_configs():
+    simsiam = make_config({"pretrain": {"method": "simsiam"}}).pretrain
+    assert (simsiam.lr, simsiam.fix_predictor_lr, simsiam.projector_layers, simsiam.reassign) == (0.06, True, 2, 50)
+    moco = make_config({"pretrain": {"method": "moco"}}).pretrain
+    assert (moco.ema_momentum, moco.queue_size, moco.moco_temperature, moco.symmetric) == (0.99, 4096, 0.07, True)
+    pcl = make_config({"pretrain": {"method": "pcl"}}).pretrain
+    assert (pcl.num_clusters, pcl.proto_weight, pcl.moco_temperature, pcl.lr) == ([250, 500, 1000], 0.01, 1.0, 0.1)
+    cc = make_config({"pretrain": {"method": "cc"}}).pretrain
+    assert (cc.optimizer, cc.lr, cc.batch_size, cc.instance_temperature, cc.cluster_temperature) == ("adam", 3e-4, 256,
+                                                                                                       0.5, 1.0)
+    assert cc.queue_size is None and moco.instance_temperature is None  # another method's keys did not run
+    with pytest.raises(ValueError, match="pretrain.num_clusters"):
+        make_config({"pretrain": {"method": "pcl", "num_clusters": []}})
+
+
+@pytest.mark.parametrize("name,term", [("simsiam", "loss"), ("moco", "loss_instance"), ("pcl", "loss_instance"),
+                                       ("cc", "loss")])
+def test_each_method_trains_and_scores_its_features(name, term):
+    extra = {"num_clusters": [80, 120]} if name == "pcl" else {}
+    if name in ("moco", "pcl"):
+        extra["queue_size"] = 128  # full after the first step: InfoNCE rises while real keys replace random ones
+    result = REGISTRY.load("pretraining", name)(config(name, epochs=4, **extra), digits(), progress=False)
+    h = result.history
+    assert list(h["epoch"]) == [0, 1, 2, 3, 4] and np.isfinite(h["loss"].iloc[1:]).all()
+    assert h[term].iloc[4] < h[term].iloc[2]  # it learns (after the warm-up epoch and MoCo's queue filling)
+    assert h["acc"].iloc[[0, 4]].between(0.1, 1).all()  # k-means before and after
+    assert not result.model.training and result.model.encode(torch.zeros(2, 1, 20, 20)).shape == (2, 32)
+
+
+def test_moco_updates_the_key_encoder_before_the_step_and_enqueues_both_views():
+    method = build(MoCoMethod, "moco", ema_momentum=0.9, queue_size=256)
+    query0, key0 = copy.deepcopy(method.query.state_dict()), copy.deepcopy(method.key.state_dict())
+    queue0 = method.queue.clone()
+    assert torch.allclose(queue0.norm(dim=1), torch.ones(256))  # random unit keys to start
+    method.epoch = 0
+    method._step(torch.arange(64))
+    name = "projector.2.weight"
+    torch.testing.assert_close(method.key.state_dict()[name], 0.9 * key0[name] + 0.1 * query0[name])
+    assert not torch.equal(method.query.state_dict()[name], query0[name])
+    assert method.queue_ptr == 128 and torch.equal(method.queue[128:], queue0[128:])
+    assert torch.allclose(method.queue[:128].norm(dim=1), torch.ones(128)) and not torch.equal(method.queue[:128],
+                                                                                            queue0[:128])
+    with pytest.raises(TrainingError, match="multiple of the keys enqueued per step, 128"):
+        build(MoCoMethod, "moco", queue_size=200)
+
+
+def test_simsiam_predictor_keeps_the_constant_lr():
+    method = build(SimSiamMethod, "simsiam", epochs=4, warmup_epochs=2, lr=0.256)
+    method.epoch = 0
+    method.schedule()
+    online, predictor = method.optimizer.param_groups
+    assert predictor["lr"] == pytest.approx(0.256 * 64 / 256)  # fix_predictor_lr: the scaled lr, no warm-up
+    assert online["lr"] == pytest.approx(0.256 * 64 / 256 * (1 / method.steps_per_epoch) / 2)  # warm-up
+
+
+def test_pcl_prototypes_and_protonce_after_warm_up():
+    method = build(PCLMethod, "pcl", num_clusters=[80, 120], queue_size=128)
+    assert [len(c) for _, c, _ in method.prototypes] == [80, 120]
+    for labels, centers, phi in method.prototypes:
+        assert labels.shape == (384,) and torch.allclose(centers.norm(dim=1), torch.ones(len(centers)))
+        assert phi.mean().item() == pytest.approx(1.0)  # scaled to mean = moco_temperature
+    method.epoch = 0
+    assert method._step(torch.arange(64))["loss_proto"].item() == 0  # warm-up
+    method.epoch = 1
+    losses = method._step(torch.arange(64))
+    assert losses["loss_proto"].item() > 0
+    assert losses["loss"].item() == pytest.approx(losses["loss_instance"].item() + 0.01 * losses["loss_proto"].item())
+    with pytest.raises(TrainingError, match="must exceed pretrain.batch_size 64"):
+        build(PCLMethod, "pcl", num_clusters=[64, 120], queue_size=128)
+
+
+def test_cc_logs_both_clusterings():
+    method = build(CCMethod, "cc")
+    assert {"acc", "kmeans_acc", "kmeans_nmi"} <= set(method.scores)
+    head = method.head_labels()
+    assert method.scores["n_nonempty_clusters"] == len(np.unique(head))
+    other = build(CCMethod, "cc", cc_predict="kmeans")
+    assert other.scores["head_acc"] == pytest.approx(method.scores["acc"])
+    assert other.scores["acc"] == pytest.approx(method.scores["kmeans_acc"])
+
+
+class SigtermMoCo(MoCoMethod):
+    """MoCo that asks for a stop (SIGTERM) in the middle of the run and keeps itself for the test."""
+
+    last = None
+
+    def evaluate(self, epoch, losses):
+        SigtermMoCo.last = self
+        if epoch == 1 and self.config.pretrain.epochs == 4 and getattr(self, "signal", True):
+            os.kill(os.getpid(), signal.SIGTERM)
+        return super().evaluate(epoch, losses)
+
+
+def test_moco_resumes_to_the_same_key_encoder_and_queue(tmp_path):
+    cfg = config("moco", epochs=4, queue_size=256)
+    SigtermMoCo.signal = False
+    full = pretrain_with(SigtermMoCo, "moco", cfg, digits(), False, None)
+    full_method = SigtermMoCo.last
+    SigtermMoCo.signal = True
+    with pytest.raises(Interrupted):
+        pretrain_with(SigtermMoCo, "moco", cfg, digits(), False, tmp_path)
+    SigtermMoCo.signal = False
+    resumed = pretrain_with(SigtermMoCo, "moco", cfg, digits(), False, tmp_path)
+    resumed_method = SigtermMoCo.last
+    assert resumed.resumed_from == 2  # it continued; a silent restart would say 0
+    assert resumed.history["loss"].tolist() == pytest.approx(full.history["loss"].tolist(), nan_ok=True)
+    for (name, a), b in zip(full_method.key.state_dict().items(), resumed_method.key.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+    torch.testing.assert_close(full_method.queue, resumed_method.queue)
+    assert full_method.queue_ptr == resumed_method.queue_ptr
