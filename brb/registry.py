@@ -145,6 +145,14 @@ REGISTRY.add("network", "cnn_small", "brb.models.cnn_small:CNNSmall",
                      "the companion outputs out1/out2, a linear bottleneck and the transposed decoder",
              tags={"autoencoder"}, defaults={"embedding_dim": None, "batch_norm": True,
                                              "pretraining": "reconstruction"})
+for _name, _cls, _what in (("bigresnet18", "BigResNet18", "ResNet-18, CIFAR stem"),
+                           ("bigresnet34", "BigResNet34", "ResNet-34, CIFAR stem"),
+                           ("resnet18_std", "ResNet18Std", "ResNet-18, standard stem (96-224 px)"),
+                           ("resnet34_std", "ResNet34Std", "ResNet-34, standard stem (96-224 px)")):
+    REGISTRY.add("network", _name, f"brb.models.resnet_backbone:{_cls}",
+                 summary=f"{_what}: the pooled 512 features, no head (the self-supervised family's backbone, "
+                         "ProPos's naming)", tags={"self-supervised"},
+                 defaults={"embedding_dim": 512, "batch_norm": True, "pretraining": "propos"})
 
 # --- pretraining methods ----------------------------------------------------------------------------------
 REGISTRY.add("pretraining", "reconstruction", "brb.methods.reconstruction:pretrain_autoencoder",

@@ -212,10 +212,10 @@ def test_clear_errors(cifar, simclr, tmp_path, capsys):
     assert main(["cluster", "--data", str(cifar), "--pretrained", str(simclr / "model.pt"), "--out",
                  str(tmp_path / "y"), "--cluster.algorithm", "idec", *TINY]) == 2
     assert "set cluster.augment: true" in capsys.readouterr().err
-    # SimCLR needs the resnet
-    assert main(["pretrain", "--data", str(cifar), "--out", str(tmp_path / "z"), "--pretrain.method", "simclr",
+    # an unknown pretraining method names the key
+    assert main(["pretrain", "--data", str(cifar), "--out", str(tmp_path / "z"), "--pretrain.method", "simclr2",
                  "--pretrain.epochs", "1", "--quiet"]) == 2
-    assert "needs a network with a projector" in capsys.readouterr().err
+    assert "pretrain.method" in capsys.readouterr().err
     assert main(["pretrain", "--data", str(cifar), "--out", str(tmp_path / "w"), "--model.arch", "resnet18",
                  "--model.weights", str(tmp_path / "nope.pt"), "--pretrain.epochs", "1", "--quiet"]) == 2
     assert "weights file not found" in capsys.readouterr().err

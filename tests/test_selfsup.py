@@ -160,3 +160,30 @@ def test_moco_resumes_to_the_same_key_encoder_and_queue(tmp_path):
         torch.testing.assert_close(a, b, msg=name)
     torch.testing.assert_close(full_method.queue, resumed_method.queue)
     assert full_method.queue_ptr == resumed_method.queue_ptr
+
+
+def test_simclr_on_a_network_without_projector_adds_its_head_and_hands_on_the_backbone():
+    from brb.methods.simclr import pretrain_simclr
+    from brb.models.cnn_small import CNNSmall
+
+    cfg = make_config({"data": {"resize": 20}, "model": {"arch": "cnn_small", "embedding_dim": 32},
+                       "pretrain": {"method": "simclr", "epochs": 2, "batch_size": 64, "temperature": 0.2},
+                       "run": {"seed": 0, "threads": 1}})
+    result = pretrain_simclr(cfg, digits(), progress=False)
+    assert isinstance(result.model, CNNSmall) and not result.model.training
+    assert len(result.history) == 2 and result.history["loss"].iloc[-1] < result.history["loss"].iloc[0]
+
+
+def test_bare_resnet_backbones_encode_their_pooled_features():
+    from brb.models.resnet_backbone import BigResNet34, ResNet18Std
+
+    big = BigResNet34((1, 32, 32))
+    assert big.encode(torch.zeros(2, 1, 32, 32)).shape == (2, 512)
+    assert big.backbone.conv1.stride == (1, 1) and isinstance(big.backbone.maxpool, torch.nn.Identity)
+    assert len(big.backbone.layer3) == 6  # ResNet-34's stages: 3, 4, 6, 3 blocks
+    std = ResNet18Std((3, 96, 96))
+    assert std.encode(torch.zeros(2, 3, 96, 96)).shape == (2, 512) and std.backbone.conv1.stride == (2, 2)
+    assert [name for name, _ in std.named_reset_blocks()] == ["layer4"]
+    assert make_config({"model": {"arch": "bigresnet18"}}).pretrain.resolved_method("bigresnet18") == "propos"
+    with pytest.raises(ValueError, match="embedding_dim 128 does not apply"):
+        BigResNet34((3, 32, 32), embedding_dim=128)

@@ -77,6 +77,8 @@ def test_default_study_plan(tmp_path):
         ("ddc_table.yaml", {"prepare": 4, "pretrain": 160, "cluster": 720, "kmeans_pixels": 80, "evaluate": 800}),
         ("ddc_digits_cpu.yaml", {"prepare": 1, "cluster": 15, "kmeans_pixels": 3, "evaluate": 18}),
         ("ddc_fmnist_cpu.yaml", {"prepare": 1, "cluster": 3, "kmeans_pixels": 1, "evaluate": 4}),
+        # the self-supervised family: 7 pretrainings x 2 seeds, each -> k-means + DEC (baseline, brb)
+        ("ssl_digits_cpu.yaml", {"prepare": 1, "pretrain": 14, "cluster": 28, "kmeans_pretrained": 14, "evaluate": 42}),
     ],
 )
 def test_paper_preset_plans_every_run_offline(tmp_path, preset, expected):

@@ -33,8 +33,18 @@ def pretrain_simclr(
         raise TrainingError(f"SimCLR needs image data; {data.name} holds feature vectors")
     n_clusters = config.cluster.n_clusters or ddata.n_classes
     model = new_model(config, ddata, n_clusters).to(device)
+    backbone = model
     if not provides(model, PROJECTION):
-        raise TrainingError(f"SimCLR needs a network with a projector (model.arch resnet18), not {config.model.arch!r}")
+        # a network without its own projector (cnn_small, a conv autoencoder's encoder) gets SimCLR's MLP head
+        # d -> d -> ReLU -> 128 (as ProPos's SimCLR baseline); the head is trained and resumed, not handed on
+        from brb.methods.selfsup import Encoder
+
+        with torch.no_grad():
+            model.eval()
+            dim = model.encode(ddata.batch(slice(0, 2))).shape[1]
+            model.train()
+        model = ProjectedBackbone(Encoder(backbone, torch.nn.Sequential(
+            torch.nn.Linear(dim, dim), torch.nn.ReLU(inplace=True), torch.nn.Linear(dim, 128)))).to(device)
     p = config.pretrain
     optimizer = make_optimizer(p.optimizer, model, p.lr, p.weight_decay, p.momentum, p.nesterov)
     augmenter = make_augmenter(config, ddata, device)
@@ -55,4 +65,21 @@ def pretrain_simclr(
     label = f"simclr {data.name} seed {config.run.seed}"
     method = PretrainMethod(label, p.epochs, model, optimizer, generators, batches, step, "contrastive",
                             lr_decay=p.lr_decay)
-    return run_pretraining(config, method, progress, checkpoint_dir)
+    result = run_pretraining(config, method, progress, checkpoint_dir)
+    result.model = backbone  # the clustering stages start from the backbone (a head added here stays behind)
+    backbone.eval()
+    return result
+
+
+class ProjectedBackbone(torch.nn.Module):
+    """A backbone with an added projection head, seen as SimCLR sees a resnet18: ``encode`` and ``project``."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.backbone.encode(x)
+
+    def project(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net.projector(h)
