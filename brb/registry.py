@@ -153,6 +153,13 @@ for _name, _cls, _what in (("bigresnet18", "BigResNet18", "ResNet-18, CIFAR stem
                  summary=f"{_what}: the pooled 512 features, no head (the self-supervised family's backbone, "
                          "ProPos's naming)", tags={"self-supervised"},
                  defaults={"embedding_dim": 512, "batch_norm": True, "pretraining": "propos"})
+for _name, _cls, _what, _width in (
+        ("alexnet_bn", "AlexNetBNNetwork", "DeepCluster's AlexNet with BatchNorm (their 2012 configuration)", 4096),
+        ("vgg16_bn", "VGG16BNNetwork", "DeepCluster's VGG-16 with BatchNorm", 4096),
+        ("dc_small", "SmallConvNetwork", "AlexNet-BN's layout at a quarter width for 28-32 px images (CPU)", 256)):
+    REGISTRY.add("network", _name, f"brb.models.deepcluster:{_cls}",
+                 summary=f"{_what}, Sobel input filter (cluster.sobel), features = the last Linear ({_width}) pre-ReLU",
+                 tags={"deepcluster"}, defaults={"embedding_dim": _width, "batch_norm": True, "pretraining": "simclr"})
 
 # --- pretraining methods ----------------------------------------------------------------------------------
 REGISTRY.add("pretraining", "reconstruction", "brb.methods.reconstruction:pretrain_autoencoder",
@@ -217,6 +224,10 @@ REGISTRY.add("method", "ddc_uco", "brb.methods.ddc:DDCUCO",
 REGISTRY.add("method", "ddc_ae", "brb.methods.ddc:DDCAE",
              summary="DDC-AE: DDC + 0.1 * reconstruction through the transposed decoder",
              tags={"clustering", "cluster_head"}, options=opt.DDCAEOptions)
+REGISTRY.add("method", "deepcluster", "brb.methods.deepcluster:DeepCluster",
+             summary="DeepCluster (Caron et al.): every epoch PCA-whitened k-means pseudo-labels of the features, a "
+                     "cluster-uniform sampler, a new top layer, cross-entropy; k-means to the classes to evaluate",
+             tags={"clustering", "deepcluster"}, options=opt.DeepClusterOptions)
 
 # --- variants: which BRB parts each switches on (the paper's ablations are reset and recluster) -----------
 REGISTRY.add("variant", "baseline", summary="no intervention", colour="#4C72B0",

@@ -206,6 +206,32 @@ class DDCAEOptions(DDCOptions):
     reconstruction_weight: float = Field(0.1, ge=0, description="weight of the reconstruction MSE (tk-uco: 0.1)")
 
 
+class DeepClusterOptions(MethodOptions):
+    """DeepCluster (Caron et al. 2018) as its code (main.sh): every epoch the features of the whole dataset,
+    PCA-whitened to 256 dimensions and L2-normalised, k-means into dc_k clusters (20 iterations, faiss's
+    empty-cluster split), a sampler uniform over the non-empty clusters, a new top layer with its own SGD, one
+    pass of cross-entropy on the pseudo-labels; SGD lr 0.05, momentum 0.9 without Nesterov, weight decay 1e-5
+    (``cluster.momentum`` / ``cluster.nesterov`` do not apply)."""
+
+    dc_k: int = Field(10000, gt=1, description="k of the per-epoch k-means (pseudo-classes; theirs: 10,000 on "
+                      "ImageNet; small data needs over-clustering, e.g. 100)")
+    lr: float = Field(0.05, gt=0, description="SGD learning rate of the network (theirs: 0.05, constant)")
+    dc_momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum of the network (theirs: 0.9, no Nesterov)")
+    weight_decay: float = Field(1e-5, ge=0, description="weight decay of network and top layer (theirs: 10^-5)")
+    top_lr: float = Field(0.05, gt=0, description="SGD learning rate of the top layer, no momentum (theirs: 0.05)")
+    pca_dim: int = Field(256, gt=0, description="PCA whitening dimensions before k-means (theirs: 256; capped at the "
+                         "feature width and the sample count - 1)")
+    kmeans_niter: int = Field(20, gt=0, description="k-means iterations (theirs: faiss niter 20)")
+    kmeans_backend: Literal["auto", "torch", "faiss"] = Field(
+        "auto", description="faiss when installed (the optional extra), else our torch k-means with faiss's split rule"
+    )
+    sobel: bool = Field(True, description="the fixed grey + Sobel input filter (theirs: on)")
+    reassign_size: float = Field(1.0, gt=0, description="samples drawn per epoch by the uniform sampler, as a "
+                                 "multiple of the dataset size (theirs: --reassign 1)")
+    eval_every: int = Field(1, gt=0, description="score k-means to cluster.n_clusters on the features every this many "
+                            "epochs (the last is always scored)")
+
+
 # --- pretraining methods (`pretrain` section) ------------------------------------------------------------
 
 

@@ -332,4 +332,52 @@ class SmallConvNet(DeepClusterNet):
         self._finish(body, classifier, num_classes)
 
 
-__all__ = ["AlexNetBN", "DeepClusterNet", "SmallConvNet", "SobelFilter", "VGG16BN", "deepcluster_init_", "stack_output_shape"]
+# --- the registry's networks: the constructors above behind the keywords brb.engine.common.new_model passes ----------
+
+
+def _check_width(name: str, embedding_dim: Optional[int], width: int) -> None:
+    if embedding_dim not in (None, width):
+        raise ValueError(f"{name}: the features are the classifier's {width}-wide last Linear; model.embedding_dim "
+                         f"{embedding_dim} does not apply")
+
+
+class AlexNetBNNetwork(AlexNetBN):
+    """Registry ``alexnet_bn``: :class:`AlexNetBN` (``hidden`` / ``batch_norm`` do not apply)."""
+
+    def __init__(self, input_shape: Shape = (3, 224, 224), embedding_dim: Optional[int] = None, hidden=None,
+                 batch_norm=None, sobel: bool = True, num_classes: Optional[int] = None,
+                 first_stride: Optional[int] = None):
+        _check_width("alexnet_bn", embedding_dim, 4096)
+        super().__init__(input_shape, sobel, num_classes, first_stride)
+
+
+class VGG16BNNetwork(VGG16BN):
+    """Registry ``vgg16_bn``: :class:`VGG16BN` (``hidden`` / ``batch_norm`` do not apply)."""
+
+    def __init__(self, input_shape: Shape = (3, 224, 224), embedding_dim: Optional[int] = None, hidden=None,
+                 batch_norm=None, sobel: bool = True, num_classes: Optional[int] = None):
+        _check_width("vgg16_bn", embedding_dim, 4096)
+        super().__init__(input_shape, sobel, num_classes)
+
+
+class SmallConvNetwork(SmallConvNet):
+    """Registry ``dc_small``: :class:`SmallConvNet` with ``embedding_dim`` as its ``fc`` width."""
+
+    def __init__(self, input_shape: Shape = (1, 32, 32), embedding_dim: Optional[int] = None, hidden=None,
+                 batch_norm=None, sobel: bool = True, num_classes: Optional[int] = None,
+                 channels: Sequence[int] = (24, 64, 96, 96, 64), fc: Optional[int] = None):
+        super().__init__(input_shape, sobel, num_classes, channels, fc or embedding_dim or 256)
+
+
+__all__ = [
+    "AlexNetBN",
+    "AlexNetBNNetwork",
+    "SmallConvNetwork",
+    "VGG16BNNetwork",
+    "DeepClusterNet",
+    "SmallConvNet",
+    "SobelFilter",
+    "VGG16BN",
+    "deepcluster_init_",
+    "stack_output_shape",
+]

@@ -323,6 +323,8 @@ def write_standard_plots(df: pd.DataFrame, out_dir: str | os.PathLike) -> dict[s
     written["learning curves"] = plot_learning_curve_grid(hist, out_dir / "learning_curves.png")
     if "ofm" in hist.columns and hist["ofm"].notna().any():
         written["objective mismatch"] = plot_objective_mismatch(hist, out_dir / "objective_mismatch.png")
+    if "nmi_consecutive" in hist.columns and hist["nmi_consecutive"].notna().any():
+        written["DeepCluster NMI"] = plot_deepcluster_nmi(hist, out_dir / "deepcluster_nmi.png")
     barrier = hist[hist["variant"].isin(BARRIER_VARIANTS)]
     if set(BARRIER_VARIANTS) <= set(barrier["variant"]):
         dataset = _order(barrier["dataset"], DATASET_ORDER)[0]
@@ -336,20 +338,28 @@ def write_standard_plots(df: pd.DataFrame, out_dir: str | os.PathLike) -> dict[s
 BARRIER_VARIANTS = ("baseline", "recluster", "brb")
 
 
-def objective_mismatch_data(runs, by: str | Sequence[str] = ("algorithm", "variant")) -> pd.DataFrame:
-    """Per (group, epoch) over runs: mean, std, min, max and n_runs of the objective-function-mismatch cosine
-    (history column ``ofm``, logged by DDC-UCO / DDC-AE at their evaluation epochs; other epochs are NaN)."""
+def history_curve_data(runs, column: str, by: str | Sequence[str] = ("algorithm", "variant"), *,
+                       what: str | None = None) -> pd.DataFrame:
+    """Per (group, epoch) over runs: mean, std, min, max and n_runs of the history ``column`` (epochs where it is
+    NaN are left out); ``what`` names the column in the errors."""
     hist = as_histories(runs)
-    if "ofm" not in hist.columns:
-        raise ValueError("history lacks column 'ofm' (the mismatch diagnostic of brb/methods/ddc.py)")
-    hist = hist[hist["ofm"].notna()]
+    what = what or column
+    if column not in hist.columns:
+        raise ValueError(f"history lacks column {column!r} ({what})")
+    hist = hist[hist[column].notna()]
     if hist.empty:
-        raise ValueError("no run logged the mismatch diagnostic (ofm)")
+        raise ValueError(f"no run logged {what} ({column})")
     hist = hist.assign(_label=_label_series(hist, by).values)
-    g = hist.groupby(["_label", "epoch"], sort=True)["ofm"]
+    g = hist.groupby(["_label", "epoch"], sort=True)[column]
     out = g.agg(["mean", "std", "min", "max"]).reset_index()
     out["n_runs"] = g.count().values
     return out.rename(columns={"_label": "label"})
+
+
+def objective_mismatch_data(runs, by: str | Sequence[str] = ("algorithm", "variant")) -> pd.DataFrame:
+    """Per (group, epoch) over runs: mean, std, min, max and n_runs of the objective-function-mismatch cosine
+    (history column ``ofm``, logged by DDC-UCO / DDC-AE at their evaluation epochs; other epochs are NaN)."""
+    return history_curve_data(runs, "ofm", by, what="the mismatch diagnostic of brb/methods/ddc.py")
 
 
 def plot_objective_mismatch(runs, out_png: str | os.PathLike, *, by: str | Sequence[str] = ("algorithm", "variant"),
@@ -363,5 +373,21 @@ def plot_objective_mismatch(runs, out_png: str | os.PathLike, *, by: str | Seque
         _curve_axes(ax, data, {}, "cosine (clustering, companion)")
         ax.axhline(0.0, color="0.5", lw=0.7)
         ax.set_title(title or "objective-function mismatch (higher: less mismatch)")
+        fig.tight_layout()
+        return _save(fig, out_png)
+
+
+def plot_deepcluster_nmi(runs, out_png: str | os.PathLike, *, by: str | Sequence[str] = ("algorithm", "variant"),
+                         title: str | None = None) -> Path:
+    """DeepCluster's Figure 2 on our runs: NMI of each epoch's pseudo-label assignment with the labels (left) and
+    NMI between consecutive assignments (right), one line per group (mean over seeds, ±1 std band)."""
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(10.0, 3.6))
+        for i, (column, ylabel) in enumerate((("pseudo_nmi", "NMI(assignment, labels)"),
+                                              ("nmi_consecutive", "NMI(t-1, t)"))):
+            ax = fig.add_subplot(1, 2, i + 1)
+            _curve_axes(ax, history_curve_data(runs, column, by, what="DeepCluster's NMI log"), {}, ylabel)
+            ax.set_ylim(0, 1)
+        fig.suptitle(title or "DeepCluster: the pseudo-labels against the classes and against the previous epoch")
         fig.tight_layout()
         return _save(fig, out_png)
