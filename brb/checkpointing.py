@@ -98,13 +98,17 @@ class Checkpointer:
         return self.enabled and self.every > 0 and epoch % self.every == 0 and epoch < total
 
     def save(self, state: dict) -> None:
-        if self.path is None:
+        from brb.engine.distributed import is_main_process
+
+        if self.path is None or not is_main_process():  # with several processes rank 0 writes, all read
             return
         with atomic_path(self.path) as tmp:
             torch.save({"fingerprint": self.fingerprint, "state": state}, tmp)
 
     def clear(self) -> None:
-        if self.path is not None and self.path.exists():
+        from brb.engine.distributed import is_main_process
+
+        if self.path is not None and self.path.exists() and is_main_process():
             self.path.unlink()
 
 

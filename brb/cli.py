@@ -75,9 +75,38 @@ def cmd_prepare(args) -> None:
 
 
 def cmd_pretrain(args) -> None:
+    import os
+
+    if args.nproc_per_node > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return _launch_processes(args.nproc_per_node)
     from brb.stages import pretrain_stage
 
     _report(pretrain_stage(_config(args), args.data, args.out, progress=not args.quiet))
+
+
+def _launch_processes(n: int) -> None:
+    """Run this ``brb pretrain`` command as ``n`` data-parallel processes on this node (torch.distributed.run,
+    standalone rendezvous); each joins the group from the environment (brb/engine/distributed.py)."""
+    from torch.distributed.run import main as torchrun
+
+    argv = sys.argv[1:]
+    rest, skip = [], False
+    for a in argv:  # drop --nproc-per-node (the children are already the processes)
+        if skip:
+            skip = False
+            continue
+        if a == "--nproc-per-node":
+            skip = True
+            continue
+        if a.startswith("--nproc-per-node="):
+            continue
+        rest.append(a)
+    from brb.engine.loop import TrainingError
+
+    try:
+        torchrun(["--standalone", f"--nproc-per-node={n}", "-m", "brb.cli", *rest])
+    except Exception as err:  # torch's ChildFailedError: the failing rank's message is above in the log
+        raise TrainingError(f"one of the {n} pretraining processes failed: {err}") from None
 
 
 def cmd_cluster(args) -> None:
@@ -183,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
         "history.parquet", cmd_pretrain
     )
     _add_config_flags(p, STAGE_SECTIONS["pretrain"])
+    p.add_argument("--nproc-per-node", type=positive_int, default=1, metavar="N",
+                   help="data-parallel processes on this node (one per GPU; gloo on the CPU), started through "
+                        "torch.distributed.run; the self-supervised methods (byol, propos, simsiam, moco, pcl, cc)")
 
     p = _training_parser(
         sub, "cluster", "deep clustering (with BRB per --brb.variant); writes a run directory", cmd_cluster

@@ -52,7 +52,11 @@ def pretrain_stage(config: Config, data_path: Path, out_dir: Path, progress: boo
     prepared = load_prepared(data_path)
     config.data.dataset = prepared.name
     result = pretrain(config, prepared, progress=progress, checkpoint_dir=out_dir)
-    env = job_environment(resolve_device(config.run.device))
+    from brb.engine.distributed import is_main_process
+
+    if not is_main_process():  # data-parallel pretraining: rank 0 writes the outputs
+        return {}
+    env = {**job_environment(resolve_device(config.run.device)), **result.extra}
     write_json(out_dir / "job_env.json", env)
     write_parquet(result.history, out_dir / "history.parquet")
     save_checkpoint(
@@ -64,6 +68,7 @@ def pretrain_stage(config: Config, data_path: Path, out_dir: Path, progress: boo
         final_loss=float(result.history["loss"].iloc[-1]) if len(result.history) else None,
         method=config.pretrain.resolved_method(config.model.arch),
         resumed_from_epoch=result.resumed_from,
+        **result.extra,
     )
     result.checkpointer.clear()
     return {"checkpoint": out_dir / "model.pt", "history": out_dir / "history.parquet"}

@@ -177,3 +177,21 @@ def test_tiny_study_on_slurm(slurm_cluster, tmp_path):
         )
         job_ids.add(job_id)
     assert len(job_ids) == len(envs), "each training job should be its own SLURM job"
+
+
+
+
+@pytest.mark.timeout(900)
+def test_data_parallel_pretraining_runs_as_one_slurm_job(slurm_cluster, tmp_path):
+    """Step 3: `resources.pretrain.gpus: 2` runs the pretraining as 2 data-parallel processes (gloo: the study
+    has no GPU) inside one SLURM job, started by `brb pretrain --nproc-per-node 2`; the clustering downstream."""
+    work = tmp_path / "repo"
+    shutil.copytree(REPO, work, ignore=COPY_IGNORE, symlinks=True)
+    proc = run_snakemake(slurm_cluster, work, ["--configfile", str(work / "tests" / "configs" / "tiny_ddp.yaml")],
+                         timeout=600)
+    assert proc.returncode == 0, failure_report(slurm_cluster, proc, work)
+    (env_path,) = (work / "results" / "pretrain").rglob("job_env.json")
+    env = json.loads(env_path.read_text())
+    assert str(env.get("SLURM_JOB_ID") or "").isdigit(), f"pretraining did not run as a SLURM job: {env}"
+    assert (env["processes"], env["global_batch"], env["batch_per_process"]) == (2, 128, 64)
+    assert (work / "results" / "metrics.parquet").is_file()

@@ -78,6 +78,8 @@ def test_default_study_plan(tmp_path):
         ("ddc_digits_cpu.yaml", {"prepare": 1, "cluster": 15, "kmeans_pixels": 3, "evaluate": 18}),
         ("ddc_fmnist_cpu.yaml", {"prepare": 1, "cluster": 3, "kmeans_pixels": 1, "evaluate": 4}),
         # the self-supervised family: 7 pretrainings x 2 seeds, each -> k-means + DEC (baseline, brb)
+        # DeepCluster: k 10, k 100, k 100 + soft reset, 3 seeds, k-means on the pixels
+        ("deepcluster_digits_cpu.yaml", {"prepare": 1, "cluster": 9, "kmeans_pixels": 3, "evaluate": 12}),
         ("ssl_digits_cpu.yaml", {"prepare": 1, "pretrain": 14, "cluster": 28, "kmeans_pretrained": 14, "evaluate": 42}),
     ],
 )

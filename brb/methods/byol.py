@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from brb.config import Config
 from brb.data.prepared import PreparedData
+from brb.engine.distributed import gather
 from brb.losses.schedules import ema_update_
 from brb.losses.ssl import positive_sampling, prototype_scattering_loss, regression_loss
 from brb.methods.options import BYOLOptions
@@ -95,9 +96,11 @@ class BYOLMethod(SelfSupervisedMethod):
         loss = loss_psa
         loss_psl = torch.zeros((), device=loss.device)
         if o.psl_weight > 0 and not self.warm():
-            y = self.pseudo_labels[idx]
-            loss_psl = 0.5 * (prototype_scattering_loss(v1, z2, y, self.n_clusters, o.psl_temperature)
-                              + prototype_scattering_loss(v2, z1, y, self.n_clusters, o.psl_temperature))
+            # the prototypes of the global batch (gathered over the processes, as ProPos's concat_all_gather)
+            y = gather(self.pseudo_labels[idx], grad=False)
+            g1, g2, t1, t2 = gather(v1), gather(v2), gather(z1, grad=False), gather(z2, grad=False)
+            loss_psl = 0.5 * (prototype_scattering_loss(g1, t2, y, self.n_clusters, o.psl_temperature)
+                              + prototype_scattering_loss(g2, t1, y, self.n_clusters, o.psl_temperature))
             loss = loss + o.psl_weight * loss_psl
         return {"loss": loss, "loss_alignment": loss_psa, "loss_scattering": loss_psl}
 

@@ -269,7 +269,8 @@ class SSLOptions(PretrainOptions):
     every ``reassign`` epochs (the evaluation ProPos reports), heads of width hidden_dim -> feature_dim."""
 
     epochs: int = Field(1000, ge=0, description="pretraining epochs (theirs: 1000)")
-    batch_size: int = Field(512, gt=0, description="mini-batch size (theirs: 128 per GPU x 4)")
+    batch_size: int = Field(512, gt=0, description="global mini-batch size, split among the processes (theirs: 128 "
+                            "per GPU x 4)")
     lr: float = Field(0.05, gt=0, description="base learning rate, scaled by batch_size / 256 (lr_scaling)")
     weight_decay: float = Field(5e-4, ge=0, description="weight decay (theirs: on all parameters)")
     optimizer: Literal["adam", "adamw", "sgd"] = Field("sgd", description="theirs: SGD, momentum 0.9")
@@ -286,6 +287,9 @@ class SSLOptions(PretrainOptions):
     reassign: int = Field(10, gt=0, description="k-means on the method's features every this many epochs "
                           "(pseudo-labels for PSL / ProtoNCE, and the evaluation ProPos reports)")
     kmeans_n_init: int = Field(10, gt=0, description="k-means restarts (spherical, k-means++)")
+    sync_bn: bool = Field(True, description="with several processes (brb pretrain --nproc-per-node): BatchNorm "
+                          "statistics of the global batch (our SyncBatchNorm, CPU and GPU; the substitute for "
+                          "ProPos's shuffle-BN); off: each process normalises its share")
 
 
 class BYOLOptions(SSLOptions):

@@ -4,7 +4,7 @@ epoch of training; :class:`brb.engine.loop.Engine` does the rest (resume, checkp
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -26,6 +26,8 @@ class PretrainResult:
     checkpointer: Checkpointer
     #: the epoch this run continued from (0: it started afresh)
     resumed_from: int = 0
+    #: what the method records beside the history (processes, global batch, scaled learning rate)
+    extra: dict = field(default_factory=dict)
 
 
 class PretrainMethod(Method):

@@ -33,7 +33,12 @@ Per method (one step on views x_1, x_2):
   ``L = NT-Xent(z_1, z_2; τ_I) + NT-Xent(c_1ᵀ, c_2ᵀ; τ_C) + w · H``. Scores: the cluster head's argmax (CC) and
   k-means on the instance features (ProPos's wrapper), both logged; ``cc_predict`` picks the reported one.
 
-Not yet here (issue 15): DDP / SyncBN / shuffle-BN (one process: the key encoder's BatchNorm sees the whole batch).
+Several processes (``brb pretrain --nproc-per-node N``, :mod:`brb.engine.distributed`): ``batch_size`` is the
+global batch, each process trains on its share, gradients are averaged, BatchNorm uses the global batch's
+statistics (``sync_bn``), ProPos's PSL, CC's losses and MoCo's enqueued keys see the gathered global batch, the
+E-step's pseudo-labels (and PCL's prototypes) are rank 0's; the learning rate is scaled by the global batch.
+PCL draws its negative prototypes among those absent from the process's own share (its original code: the
+process's batch too).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from brb.cluster.kmeans_torch import kmeans_torch
 from brb.config import Config
 from brb.data.prepared import PreparedData, subset_of
 from brb.data.tensors import DeviceData
+from brb.engine import distributed as dist
 from brb.engine.common import make_augmenter, new_model, shuffled_batches
 from brb.engine.loop import Engine, TrainingError
 from brb.losses.schedules import ema_update_, lr_at, momentum_at, scaled_lr
@@ -120,6 +126,15 @@ class SelfSupervisedMethod(PretrainMethod):
             backbone.train()
         self.backbone = backbone
         groups = self.build(backbone, dim)
+        self.dist = dist.context()
+        if self.dist.enabled:
+            if self.o.batch_size % self.dist.world_size:
+                raise TrainingError(f"{label}: pretrain.batch_size {self.o.batch_size} (the global batch) must be a "
+                                    f"multiple of the {self.dist.world_size} processes")
+            for net in self.networks().values():
+                if self.o.sync_bn:
+                    dist.convert_sync_batchnorm_(net)
+            dist.broadcast_modules_(self.networks().values())
         for group in groups:
             group.setdefault("lr_mult", 1.0)
             group.setdefault("fixed", False)
@@ -199,6 +214,7 @@ class SelfSupervisedMethod(PretrainMethod):
         centers = kmeans_torch(feats, self.n_clusters, self.config.run.seed + epoch, n_init=self.o.kmeans_n_init,
                                metric="cosine")
         self.pseudo_labels = (feats @ F.normalize(centers.to(feats), dim=1).T).argmax(dim=1)
+        dist.broadcast_([self.pseudo_labels])  # rank 0's (a GPU k-means may differ in the last bits)
         labels = self.pseudo_labels.cpu().numpy()
         self.scores = {**clustering_metrics(self.data.y, labels), "n_nonempty_clusters": int(len(np.unique(labels)))}
         self.after_e_step(feats, epoch)
@@ -237,16 +253,24 @@ class SelfSupervisedMethod(PretrainMethod):
 
     def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         self.schedule()
-        x1, x2 = self.data.batch(idx, self.augmenter), self.data.batch(idx, self.augmenter)
+        local = dist.shard(idx, self.dist)
+        x1, x2 = self.data.batch(local, self.augmenter), self.data.batch(local, self.augmenter)
+        losses = self.optimise(x1, x2, local)
+        self.step_count += 1
+        return dist.mean_over_processes(losses)
+
+    def optimise(self, x1: torch.Tensor, x2: torch.Tensor, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One optimisation step on this process's views (``idx``: their dataset rows): losses, backward, the
+        gradients averaged over the processes, the optimiser step and the method's hooks around them."""
         self.before_step()
         with autocast(self.data.device, self.config.run.precision):
             losses = self.step(x1, x2, idx)
         self.optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
+        dist.all_reduce_gradients_([p for group in self.optimizer.param_groups for p in group["params"]])
         self.after_backward()
         self.optimizer.step()
         self.after_step()
-        self.step_count += 1
         return losses
 
     def evaluate(self, epoch: int, losses: dict[str, float]) -> dict:
@@ -285,7 +309,9 @@ def pretrain_with(cls: type[SelfSupervisedMethod], name: str, config: Config, da
                   checkpoint_dir: Optional[Path]) -> PretrainResult:
     """Run the registry's pretraining method ``name`` (class ``cls``) with its options from ``config.pretrain``;
     the result's model is the network the method hands on (:meth:`SelfSupervisedMethod.handed_on`)."""
-    device = setup_run(config.run)
+    ctx = dist.init_from_env(config.run.device)
+    device = dist.local_device(setup_run(config.run))
+    progress = progress and ctx.is_main
     train = data.part("train" if config.data.split == "train_test" else "all")
     if config.data.subset is not None:
         train = subset_of(train, config.data.subset)
@@ -297,6 +323,9 @@ def pretrain_with(cls: type[SelfSupervisedMethod], name: str, config: Config, da
     model = method.handed_on()
     model.eval()
     result.model = model
+    result.extra = {"processes": ctx.world_size, "global_batch": options.batch_size,
+                    "batch_per_process": options.batch_size // ctx.world_size, "base_lr": method.base_lr,
+                    "sync_bn": bool(options.sync_bn and ctx.enabled)}
     return result
 
 
@@ -386,7 +415,7 @@ class MoCoMethod(SelfSupervisedMethod):
                 k1 = F.normalize(self.key(x1).float(), dim=1)
             loss_ins = loss_ins + moco_infonce(q2, k1, self.queue, o.moco_temperature)
             keys, queries = [k1, k2], [q1, q2]
-        self._keys = torch.cat(keys)
+        self._keys = torch.cat([dist.gather(k, grad=False) for k in keys])  # the global batch's keys, view by view
         losses = {"loss": loss_ins, "loss_instance": loss_ins}
         losses.update(self.extra_losses(queries, idx))
         return losses
@@ -436,6 +465,7 @@ class PCLMethod(MoCoMethod):
                                                n_init=1, metric="cosine").to(features), dim=1)
             labels = (features @ centers.T).argmax(dim=1)
             phi = pcl_concentration(features, labels, centers, self.o.moco_temperature)
+            dist.broadcast_([labels, centers, phi])
             self.prototypes.append((labels, centers, phi))
 
     def extra_losses(self, queries: list[torch.Tensor], idx: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -495,9 +525,10 @@ class CCMethod(SelfSupervisedMethod):
     def step(self, x1, x2, idx):
         o = self.o
         h1, h2 = self.backbone.encode(x1), self.backbone.encode(x2)
-        z1 = F.normalize(self.instance.projector(h1).float(), dim=1)
-        z2 = F.normalize(self.instance.projector(h2).float(), dim=1)
-        c1, c2 = self.cluster_head(h1).float().softmax(dim=1), self.cluster_head(h2).float().softmax(dim=1)
+        z1 = dist.gather(F.normalize(self.instance.projector(h1).float(), dim=1))  # the global batch
+        z2 = dist.gather(F.normalize(self.instance.projector(h2).float(), dim=1))
+        c1 = dist.gather(self.cluster_head(h1).float().softmax(dim=1))
+        c2 = dist.gather(self.cluster_head(h2).float().softmax(dim=1))
         loss_ins = cc_instance_loss(z1, z2, o.instance_temperature)
         loss_clu = cc_cluster_loss(c1, c2, o.cluster_temperature)
         entropy = cc_entropy(c1, c2)

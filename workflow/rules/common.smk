@@ -442,12 +442,20 @@ CONDA_ENV = "../../envs/brb.yaml"
 
 
 def training_resources(kind):
-    """threads / mem_mb / runtime (minutes) from the config, plus a GPU request when the study asks."""
+    """threads / mem_mb / runtime (minutes) from the config, plus a GPU request when the study asks
+    (`resources.pretrain.gpus`: that many GPUs for one data-parallel pretraining job).
+    """
     res = dict(config["resources"][kind])
     res.pop("threads", None)
+    gpus = res.pop("gpus", 1)
     if config.get("gpu", False):
-        res["gpu"] = 1
+        res["gpu"] = gpus
     return res
+
+
+def pretrain_processes():
+    """Data-parallel processes of one pretraining job (one per GPU; gloo processes on a CPU node)."""
+    return config["resources"]["pretrain"].get("gpus", 1)
 
 
 def training_threads(kind):

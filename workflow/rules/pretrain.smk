@@ -17,6 +17,7 @@ rule pretrain:
     params:
         outdir=lambda w, output: Path(output.model).parent,
         flags=pretrain_flags,
+        nproc=pretrain_processes(),
     shell:
         "brb pretrain --data {input.data} --out {params.outdir} --run.seed {wildcards.seed} "
-        "--run.threads {threads} {params.flags} > {log} 2>&1"
+        "--run.threads {threads} --nproc-per-node {params.nproc} {params.flags} > {log} 2>&1"
