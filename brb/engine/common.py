@@ -16,7 +16,7 @@ from brb.data.tensors import DeviceData
 from brb.engine.loop import TrainingError
 from brb.models import architecture, build_model
 from brb.models.blocks import PROJECTION, provides
-from brb.runtime import autocast
+from brb.runtime import autocast, setup_run
 
 
 @torch.inference_mode()
@@ -122,3 +122,25 @@ def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, clip: O
     if clip is not None:
         torch.nn.utils.clip_grad_norm_(clip_params, clip)
     optimizer.step()
+
+
+def setup_cluster_method(method, config: Config, data, eval_data, checkpoint_dir, options_type: type, what: str) -> None:
+    """What a clustering method with its own training (DDC, DeepCluster) sets up first: ``config``, its typed
+    ``options`` (a TrainingError when ``cluster.algorithm`` is not ``what``), ``checkpoint_dir``, ``label``,
+    ``epochs``, the ``device`` (seeded), ``data`` / ``eval_data`` on it and ``n_clusters``."""
+    c = config.cluster
+    method.config = config
+    method.options = c.method_options()
+    if not isinstance(method.options, options_type):
+        raise TrainingError(f"cluster.algorithm {c.algorithm!r} is not {what}")
+    method.checkpoint_dir = checkpoint_dir
+    method.label = f"{c.algorithm}/{config.brb.variant} seed {config.run.seed}"
+    method.epochs = c.epochs
+    method.device = setup_run(config.run)
+    if isinstance(data, PreparedData):
+        data, eval_data = device_splits(config, data, method.device)
+    method.data = data
+    method.eval_data = eval_data if eval_data is not None else data
+    method.n_clusters = c.n_clusters or data.n_classes
+    if method.n_clusters > len(data):
+        raise TrainingError(f"cluster.n_clusters={method.n_clusters} exceeds the number of samples ({len(data)})")

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from brb.config import Config
 from brb.data.prepared import PreparedData
 from brb.data.tensors import DeviceData
-from brb.engine.common import DeviceSubset, device_splits, new_model, shuffled_batches
+from brb.engine.common import DeviceSubset, new_model, setup_cluster_method, shuffled_batches
 from brb.engine.loop import Engine, Method, TrainingError
 from brb.engine.tracking import fit_on_engine
 from brb.interventions.brb import BRB
@@ -51,7 +51,6 @@ from brb.losses.kernels import uco_loss
 from brb.methods.base import HasClusterHead, HasResetBlocks
 from brb.methods.options import DDCAEOptions, DDCOptions, DDCUCOOptions
 from brb.metrics import cluster_change, clustering_metrics, nmi_geometric
-from brb.runtime import setup_run
 
 #: Keras defaults of tk-uco's layers
 KERAS_BN_MOMENTUM = 0.01  # Keras momentum 0.99 = torch 1 − 0.99
@@ -120,22 +119,8 @@ class DDC(Method, HasResetBlocks, HasClusterHead):
 
     def __init__(self, config: Config, data: PreparedData | DeviceData, model: Optional[nn.Module] = None,
                  checkpoint_dir: Optional[Path] = None, eval_data: Optional[DeviceData] = None):
-        c = config.cluster
-        self.config = config
-        self.options = config.cluster.method_options()
-        if not isinstance(self.options, DDCOptions):
-            raise TrainingError(f"cluster.algorithm {c.algorithm!r} is not a DDC method")
-        self.checkpoint_dir = checkpoint_dir
-        self.label = f"{c.algorithm}/{config.brb.variant} seed {config.run.seed}"
-        self.epochs = c.epochs
-        self.device = setup_run(config.run)
-        if isinstance(data, PreparedData):
-            data, eval_data = device_splits(config, data, self.device)
-        self.data = data
-        self.eval_data = eval_data if eval_data is not None else data
-        self.n_clusters = c.n_clusters or data.n_classes
-        if self.n_clusters > len(data):
-            raise TrainingError(f"cluster.n_clusters={self.n_clusters} exceeds the number of samples ({len(data)})")
+        setup_cluster_method(self, config, data, eval_data, checkpoint_dir, DDCOptions, "a DDC method")
+        data = self.data
         self.model = (model or new_model(config, data, self.n_clusters)).to(self.device)
         self.head_input = getattr(self.model, "head_input", None)
         self.companions = companion_names(self.model)

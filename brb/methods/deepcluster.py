@@ -47,7 +47,7 @@ from brb.cluster.kmeans_torch import kmeans_torch
 from brb.config import Config
 from brb.data.prepared import PreparedData
 from brb.data.tensors import DeviceData
-from brb.engine.common import device_splits, make_augmenter
+from brb.engine.common import make_augmenter, setup_cluster_method
 from brb.engine.loop import Engine, Method, TrainingError
 from brb.engine.tracking import fit_on_engine
 from brb.interventions.brb import BRB
@@ -55,7 +55,6 @@ from brb.methods.base import HasResetBlocks
 from brb.methods.options import DeepClusterOptions
 from brb.metrics import clustering_metrics, nmi_geometric, purity
 from brb.models import architecture
-from brb.runtime import setup_run
 
 
 class DeepCluster(Method, HasResetBlocks):
@@ -66,22 +65,10 @@ class DeepCluster(Method, HasResetBlocks):
 
     def __init__(self, config: Config, data: PreparedData | DeviceData, model: Optional[nn.Module] = None,
                  checkpoint_dir: Optional[Path] = None, eval_data: Optional[DeviceData] = None):
-        c = config.cluster
-        self.config = config
-        self.options = o = c.method_options()
-        if not isinstance(o, DeepClusterOptions):
-            raise TrainingError(f"cluster.algorithm {c.algorithm!r} is not DeepCluster")
-        self.checkpoint_dir = checkpoint_dir
-        self.label = f"{c.algorithm}/{config.brb.variant} seed {config.run.seed}"
-        self.epochs = c.epochs
-        self.device = setup_run(config.run)
-        if isinstance(data, PreparedData):
-            data, eval_data = device_splits(config, data, self.device)
-        self.data = data
-        self.eval_data = eval_data if eval_data is not None else data
+        setup_cluster_method(self, config, data, eval_data, checkpoint_dir, DeepClusterOptions, "DeepCluster")
+        o, data = self.options, self.data
         if not data.is_image:
             raise TrainingError("DeepCluster needs image data (its networks are convolutional)")
-        self.n_clusters = c.n_clusters or data.n_classes
         if o.dc_k > len(data):
             raise TrainingError(f"cluster.dc_k={o.dc_k} exceeds the number of training samples ({len(data)})")
         if model is None:
