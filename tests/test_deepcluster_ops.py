@@ -210,7 +210,10 @@ def test_faiss_backend_matches_torch_when_installed():
     pytest.importorskip("faiss")
     x, _ = make_blobs(n_samples=2000, n_features=8, centers=6, cluster_std=1.0, random_state=1)
     z = torch.from_numpy(x).float()
-    ours, theirs = kmeans(z, 6, seed=0, n_init=3), kmeans(z, 6, seed=0, n_init=3, backend="faiss")
+    # random-point starts fall into local minima in both (faiss's seed 0 with 10 restarts too): the best of a few
+    # seeds of each reaches the same optimum
+    ours = min((kmeans(z, 6, seed=s, n_init=10) for s in range(3)), key=lambda r: r.inertia)
+    theirs = min((kmeans(z, 6, seed=s, n_init=10, backend="faiss") for s in range(3)), key=lambda r: r.inertia)
     assert theirs.inertia == pytest.approx(ours.inertia, rel=0.01)
     assert adjusted_rand_score(ours.labels.numpy(), theirs.labels.numpy()) > 0.99
 
