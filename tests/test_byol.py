@@ -90,3 +90,20 @@ def test_resume_continues_and_does_not_start_over(tmp_path):
     assert full.resumed_from == 0 and resumed.resumed_from == 2
     assert resumed.history["loss"].tolist() == pytest.approx(full.history["loss"].tolist(), nan_ok=True)
     assert resumed.history["acc"].tolist() == pytest.approx(full.history["acc"].tolist())
+
+
+def test_data_resample_balances_the_pseudo_clusters():
+    from brb.data.tensors import DeviceData
+
+    cfg = config("propos", epochs=1, data_resample=True, batch_size=50)
+    options = REGISTRY.entry("pretraining", "propos").options.model_validate(
+        {k: getattr(cfg.pretrain, k) for k in REGISTRY.entry("pretraining", "propos").options.model_fields})
+    method = BYOLMethod(cfg, DeviceData(digits(), "cpu", "channel", 20), options, "t")
+    labels = torch.zeros(200, dtype=torch.long)
+    labels[180:] = torch.arange(20) % 10  # cluster 0 holds 182 of 200 samples, clusters 1-9 two each
+    method.pseudo_labels = labels
+    batches = method._epoch_batches(0)
+    assert len(batches) == 4 and all(len(b) == 50 for b in batches)  # N // batch batches
+    drawn = labels[torch.cat(batches)]
+    assert 0.02 < (drawn == 0).float().mean().item() < 0.25  # about 1/10 (it is 0.91 of the data)
+    assert len(torch.unique(drawn)) >= 8

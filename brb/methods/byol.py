@@ -71,6 +71,17 @@ class BYOLMethod(SelfSupervisedMethod):
     def handed_on(self) -> nn.Module:
         return self.target.backbone  # ProPos clusters (and we hand on) the target network
 
+    def _epoch_batches(self, epoch: int) -> list[torch.Tensor]:
+        """A shuffled pass, or with ``data_resample`` N // batch batches drawn with replacement, each sample weighted
+        1 / (its pseudo-cluster's size): batches balanced over the pseudo-clusters (ProPos's ``data_resample``)."""
+        if not self.o.data_resample:
+            return super()._epoch_batches(epoch)
+        labels = self.pseudo_labels.cpu()
+        weights = 1.0 / torch.bincount(labels, minlength=self.n_clusters).double()[labels]
+        steps = len(self.data) // self.o.batch_size
+        idx = torch.multinomial(weights, steps * self.o.batch_size, replacement=True, generator=self.gen)
+        return list(idx.to(self.data.device).split(self.o.batch_size))
+
     def before_step(self) -> None:
         self._m = self.ema_momentum()
         if self.o.forward == "v2":  # v2: the EMA before the forward pass

@@ -309,6 +309,10 @@ class BYOLOptions(SSLOptions):
         "v1", description="v1: one pass per view, loss -2 cos, EMA after the loss; v2: both views in one pass, "
         "loss 2 - 2 cos, EMA before the forward pass (their CIFAR-20 / ImageNet-Dogs configs)"
     )
+    data_resample: bool = Field(
+        False, description="class-balanced resampling: each epoch's samples drawn with replacement, weight 1 / size "
+        "of the sample's pseudo-cluster (their CIFAR-20 / ImageNet-Dogs configs); off: a shuffled pass"
+    )
 
 
 class ProPosOptions(BYOLOptions):
