@@ -218,14 +218,22 @@ def kmeans_stage(config: Config, data_path: Path, out_dir: Path, pretrained: Opt
     return {"run directory": out_dir, "metrics": out_dir / "metrics.json"}
 
 
-def _evaluated_part(run_dir: Path) -> str:
-    """Which part of the data a run's labels belong to (``test`` for train/test runs), from its metrics.json."""
+def _evaluated_rows(run_dir: Path, prepared):
+    """The samples a run's labels belong to, from its metrics.json: the ``test`` part for train/test runs, and the
+    run's fixed ``data.subset`` draw (as :func:`brb.engine.common.device_splits` took it)."""
     import json
 
+    from brb.data.prepared import subset_of
+
     try:
-        return json.loads((run_dir / "metrics.json").read_text()).get("evaluated_on", "all")
+        metrics = json.loads((run_dir / "metrics.json").read_text())
     except (OSError, ValueError):
-        return "all"
+        metrics = {}
+    part = metrics.get("evaluated_on", "all")
+    subset = ((metrics.get("config") or {}).get("data") or {}).get("subset")
+    if subset is None:
+        return prepared.part(part)
+    return subset_of(prepared, subset) if part == "all" else subset_of(prepared.part(part), subset)
 
 
 def evaluate_stage(run_dir: Path, data_path: Path, silhouette: bool = False) -> dict[str, Path]:
@@ -241,7 +249,7 @@ def evaluate_stage(run_dir: Path, data_path: Path, silhouette: bool = False) -> 
         labels = np.load(labels_path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise DataFileError(f"labels file {labels_path} is corrupt or truncated: {err}") from None
-    data = load_prepared(data_path).part(_evaluated_part(run_dir))
+    data = _evaluated_rows(run_dir, load_prepared(data_path))
     if labels.shape != data.y.shape:
         raise DataFileError(f"{labels_path} has {labels.shape} labels but {data_path} has {data.y.shape} samples")
     start = time.perf_counter()

@@ -171,3 +171,21 @@ def test_subset_is_one_fixed_draw_for_every_run():
     cfg = make_config({"data": {"subset": 60, "normalize": "none"}})
     train, evaluation = device_splits(cfg, data, "cpu")
     assert len(train) == 60 and train is evaluation and np.array_equal(train.y, subset_of(data, 60).y)
+
+
+def test_a_subset_run_is_evaluated_and_its_pixel_baseline_drawn_on_the_same_rows(tmp_path):
+    import json
+
+    from brb.cli import main
+    from brb.data import prepare_dataset
+
+    data = prepare_dataset("digits", tmp_path / "digits.npz")
+    run, base = tmp_path / "run", tmp_path / "pixels"
+    assert main(["cluster", "--data", str(data), "--out", str(run), "--data.subset", "300", "--cluster.epochs", "1",
+                 "--model.hidden", "[32]", "--quiet"]) == 0
+    assert main(["evaluate", "--run", str(run), "--data", str(data)]) == 0
+    metrics, evaluation = (json.loads((run / f).read_text()) for f in ("metrics.json", "evaluation.json"))
+    assert evaluation["acc"] == pytest.approx(metrics["acc"]) and sum(evaluation["cluster_sizes"]) == 300
+    assert main(["kmeans", "--data", str(data), "--out", str(base), "--data.subset", "300"]) == 0
+    assert main(["evaluate", "--run", str(base), "--data", str(data)]) == 0
+    assert np.load(base / "labels.npy").shape == (300,)

@@ -83,9 +83,10 @@ rule kmeans_pixels:
     threads: training_threads("cluster")
     params:
         outdir=lambda w, output: Path(output.metrics).parent,
+        flags=lambda w: subset_flags(w.dataset),
     shell:
         "brb kmeans --data {input.data} --out {params.outdir} --run.seed {wildcards.seed} "
-        "--run.threads {threads} > {log} 2>&1"
+        "--run.threads {threads} {params.flags} > {log} 2>&1"
 
 
 rule kmeans_pretrained:

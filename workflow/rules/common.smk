@@ -324,6 +324,12 @@ def cluster_flags(w):
     )
 
 
+def subset_flags(dataset):
+    """k-means on the pixels sees the runs' samples: the study's `data.subset` of the dataset, nothing else."""
+    subset = settings_for(dataset=dataset).get("data", {}).get("subset")
+    return "" if subset is None else f"--data.subset {subset}"
+
+
 def pretrain_flags(w):
     return flags(
         PRETRAIN_SECTIONS,
