@@ -14,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from _common import pin_threads
+from _common import pin_threads, sync
 
 
 def main() -> None:
@@ -43,19 +43,15 @@ def main() -> None:
     assign = torch.randint(args.k, (args.n,), generator=gen)
     x = (centres[assign] + 2.0 * torch.randn(args.n, args.dim, generator=gen)).to(device)
 
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
     rows = {}
-    sync()
+    sync(device)
     t = time.perf_counter()
     z = fit_pca_whitening(x, args.pca).apply(x, normalize=True)
-    sync()
+    sync(device)
     rows["torch_pca_s"] = time.perf_counter() - t
     t = time.perf_counter()
     ours = kmeans(z, args.k, seed=0, backend="torch", niter=args.niter)
-    sync()
+    sync(device)
     rows["torch_kmeans_s"] = time.perf_counter() - t
     rows["torch_inertia"] = ours.inertia
     print(f"torch: PCA {rows['torch_pca_s']:.1f} s, k-means {rows['torch_kmeans_s']:.1f} s", flush=True)

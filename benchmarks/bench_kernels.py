@@ -15,7 +15,7 @@ import statistics
 import time
 from pathlib import Path
 
-from _common import pin_threads
+from _common import pin_threads, sync
 
 SHAPES = [(32, 24, 24), (32, 8, 8), (32, 20, 20), (32, 3, 3)]
 
@@ -41,10 +41,6 @@ def main() -> None:
     device = resolve_device(args.device)
     gen = torch.Generator().manual_seed(0)
 
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
     rows = []
     for shape in SHAPES:
         x0 = torch.relu(torch.randn(args.batch, *shape, generator=gen)).to(device)
@@ -55,11 +51,11 @@ def main() -> None:
             for i in range(args.repeats + 1):  # the first is a warm-up
                 x = x0.clone().requires_grad_(True)
                 a = a0.clone().requires_grad_(True)
-                sync()
+                sync(device)
                 start = time.perf_counter()
                 loss = d_cs(a, kernel(x))
                 loss.backward()
-                sync()
+                sync(device)
                 if i:
                     times.append(time.perf_counter() - start)
                 finite = bool(torch.isfinite(x.grad).all())
