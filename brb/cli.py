@@ -129,6 +129,12 @@ def cmd_kmeans(args) -> None:
     _report(kmeans_stage(_config(args), args.data, args.out, pretrained=args.pretrained))
 
 
+def cmd_estep(args) -> None:
+    from brb.stages import estep_stage
+
+    _report(estep_stage(args.pretrained, args.data, args.out))
+
+
 def cmd_selflabel(args) -> None:
     from brb.stages import selflabel_stage
 
@@ -238,6 +244,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="run directory")
     _add_config_flags(p, STAGE_SECTIONS["kmeans"])
     p.set_defaults(func=cmd_kmeans)
+
+    p = sub.add_parser("estep", help="a self-supervised pretraining's own clustering (its last E-step; CC: its head) "
+                       "as a run directory: algorithm = the method, variant estep (ProPos's Table 2)")
+    p.add_argument("--pretrained", required=True, type=Path, help="model.pt of `brb pretrain` (estep_labels.npy "
+                   "and estep.json beside it)")
+    p.add_argument("--data", required=True, type=Path, help="prepared .npz it was pretrained on")
+    p.add_argument("--out", required=True, type=Path, help="run directory")
+    p.set_defaults(func=cmd_estep)
 
     p = _training_parser(
         sub, "selflabel", "SCAN self-labeling of a clustering run; writes a run directory of its own", cmd_selflabel

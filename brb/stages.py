@@ -42,6 +42,10 @@ def _load_device_data(config: Config, data_path: Path):
     return train, evaluation, device
 
 
+#: beside a self-supervised pretraining's model.pt: its last E-step's labels of the training rows, and what they are
+ESTEP_LABELS, ESTEP_JSON = "estep_labels.npy", "estep.json"
+
+
 def pretrain_stage(config: Config, data_path: Path, out_dir: Path, progress: bool = True) -> dict[str, Path]:
     from brb.data import load_prepared
     from brb.methods.pretraining import pretrain
@@ -59,6 +63,10 @@ def pretrain_stage(config: Config, data_path: Path, out_dir: Path, progress: boo
     env = {**job_environment(resolve_device(config.run.device)), **result.extra}
     write_json(out_dir / "job_env.json", env)
     write_parquet(result.history, out_dir / "history.parquet")
+    if result.clustering is not None:  # the method's own clustering (E-step), before model.pt: read by `brb estep`
+        clustering = dict(result.clustering)
+        write_npy(np.asarray(clustering.pop("labels"), dtype=np.int64), out_dir / ESTEP_LABELS)
+        write_json(out_dir / ESTEP_JSON, {"method": config.pretrain.resolved_method(config.model.arch), **clustering})
     save_checkpoint(
         out_dir / "model.pt",
         result.model,
@@ -213,6 +221,72 @@ def kmeans_stage(config: Config, data_path: Path, out_dir: Path, pretrained: Opt
         "epochs": 0,
         "wall_time_s": time.perf_counter() - start,
         "config": config.to_dict(),
+    }
+    write_json(out_dir / "metrics.json", metrics)
+    return {"run directory": out_dir, "metrics": out_dir / "metrics.json"}
+
+
+def estep_stage(pretrained: Path, data_path: Path, out_dir: Path) -> dict[str, Path]:
+    """The clustering a self-supervised pretraining reports itself (ProPos's Table 2: the last E-step, k-means of the
+    method's features over the training rows; CC: its cluster head) as a run directory of its own: algorithm = the
+    pretraining method, variant ``estep``, so the tables and the paper-versus-ours comparison treat it as any run.
+    Reads ``estep_labels.npy`` / ``estep.json`` that ``brb pretrain`` wrote beside ``model.pt``."""
+    import json
+
+    from brb.data import DataFileError, load_prepared
+    from brb.metrics import clustering_metrics, nmi_geometric
+    from brb.models.checkpoint import read_checkpoint
+
+    pretrained, out_dir = Path(pretrained), Path(out_dir)
+    payload = read_checkpoint(pretrained)
+    source = pretrained.parent
+    if not (source / ESTEP_JSON).is_file() or not (source / ESTEP_LABELS).is_file():
+        from brb.registry import REGISTRY
+
+        with_estep = ", ".join(REGISTRY.names("pretraining", tag="self-supervised"))
+        raise DataFileError(f"{pretrained}: no {ESTEP_LABELS} / {ESTEP_JSON} beside it; its pretraining "
+                            f"({payload.get('method')}) reports no clustering of its own (those that do: {with_estep})")
+    try:
+        info = json.loads((source / ESTEP_JSON).read_text())
+        labels = np.load(source / ESTEP_LABELS, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise DataFileError(f"{source}: {ESTEP_JSON} / {ESTEP_LABELS} corrupt or truncated: {err}") from None
+    config = payload.get("config") or {}
+    prepared = load_prepared(data_path)
+    from brb.data.prepared import subset_of
+
+    part = info.get("evaluated_on", "all")
+    rows = prepared.part(part)
+    subset = (config.get("data") or {}).get("subset")
+    if subset is not None:
+        rows = subset_of(rows, subset)
+    if labels.shape != rows.y.shape:
+        raise DataFileError(f"{source / ESTEP_LABELS} has {labels.shape} labels but the {part} rows of {data_path} "
+                            f"are {rows.y.shape}: not the data this checkpoint was pretrained on")
+    write_npy(labels.astype(np.int64), out_dir / "labels.npy")
+    history = source / "history.parquet"
+    if history.is_file():  # the E-step scores over the pretraining epochs: this run's learning curve
+        hist = pd.read_parquet(history)
+        write_parquet(hist[hist["acc"].notna()].reset_index(drop=True) if "acc" in hist else hist,
+                      out_dir / "history.parquet")
+    metrics = {
+        "dataset": prepared.name,
+        "arch": payload.get("arch"),
+        "algorithm": info["method"],
+        "variant": "estep",
+        "seed": (config.get("run") or {}).get("seed"),
+        "pretrained": str(pretrained),
+        "pretraining": info["method"],
+        "evaluated_on": part,
+        "how": info.get("how"),
+        **clustering_metrics(rows.y, labels),
+        "nmi_geometric": nmi_geometric(rows.y, labels),
+        "logged": info.get("scores"),
+        "n_clusters": int(labels.max()) + 1 if len(labels) else 0,
+        "n_nonempty_clusters": int(len(np.unique(labels))),
+        "epochs": info.get("epoch"),
+        "wall_time_s": payload.get("wall_time_s"),
+        "config": config,
     }
     write_json(out_dir / "metrics.json", metrics)
     return {"run directory": out_dir, "metrics": out_dir / "metrics.json"}

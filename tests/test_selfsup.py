@@ -187,3 +187,54 @@ def test_bare_resnet_backbones_encode_their_pooled_features():
     assert make_config({"model": {"arch": "bigresnet18"}}).pretrain.resolved_method("bigresnet18") == "propos"
     with pytest.raises(ValueError, match="embedding_dim 128 does not apply"):
         BigResNet34((3, 32, 32), embedding_dim=128)
+
+
+def test_estep_run_is_the_last_e_step_and_compares_with_table_2(tmp_path):
+    """`brb pretrain` writes the method's own clustering beside model.pt; `brb estep` turns it into a run
+    (algorithm = the method, variant estep) whose scores are the history's last E-step row, and the
+    paper-versus-ours table matches it to ProPos's Table 2 rows."""
+    import json
+
+    import pandas as pd
+
+    from brb.data import DataFileError
+    from brb.data.prepared import save_prepared
+    from brb.report import reference_path
+    from brb.report.tables import paper_vs_ours
+    from brb.stages import estep_stage, pretrain_stage
+
+    data = tmp_path / "digits.npz"
+    save_prepared(data, "digits", digits())
+    cfg = config("propos", epochs=2, reassign=1)
+    pretrain_stage(cfg, data, tmp_path / "pre", progress=False)
+    info = json.loads((tmp_path / "pre" / "estep.json").read_text())
+    assert info["method"] == "propos" and info["epoch"] == 2 and "target network" in info["how"]
+    estep_stage(tmp_path / "pre" / "model.pt", data, tmp_path / "run")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    last = pd.read_parquet(tmp_path / "pre" / "history.parquet").iloc[-1]
+    assert (metrics["algorithm"], metrics["variant"], metrics["pretraining"]) == ("propos", "estep", "propos")
+    for key in ("acc", "nmi", "ari"):  # recomputed from the labels = what the E-step logged
+        assert metrics[key] == pytest.approx(last[key])
+    assert list(pd.read_parquet(tmp_path / "run" / "history.parquet")["epoch"]) == [0, 1, 2]  # the E-step rows
+
+    cfg = config("cc", epochs=1)  # CC reports its head's argmax, the k-means beside it
+    pretrain_stage(cfg, data, tmp_path / "cc", progress=False)
+    estep_stage(tmp_path / "cc" / "model.pt", data, tmp_path / "cc_run")
+    cc = json.loads((tmp_path / "cc_run" / "metrics.json").read_text())
+    assert "cluster head" in cc["how"] and cc["acc"] == pytest.approx(cc["logged"]["acc"])
+    assert cc["logged"]["kmeans_acc"] != cc["acc"]
+
+    other = tmp_path / "other.npz"
+    save_prepared(other, "digits", digits(200))
+    with pytest.raises(DataFileError, match="not the data this checkpoint was pretrained on"):
+        estep_stage(tmp_path / "pre" / "model.pt", other, tmp_path / "bad")
+    (tmp_path / "pre" / "estep.json").unlink()
+    with pytest.raises(DataFileError, match="reports no clustering of its own"):
+        estep_stage(tmp_path / "pre" / "model.pt", data, tmp_path / "bad")
+    assert not (tmp_path / "bad" / "metrics.json").exists()
+
+    ours = pd.DataFrame([{**{k: metrics[k] for k in ("algorithm", "variant", "arch", "seed")}, "dataset": "cifar10",
+                          "acc": 0.90, "nmi": 0.80, "ari": 0.70}])
+    table = paper_vs_ours(ours, reference_path("published.csv"), block="propos2022")
+    assert len(table) == 1 and table["paper_acc"].iloc[0] == pytest.approx(94.3)
+    assert table["diff_acc"].iloc[0] == pytest.approx(90.0 - 94.3)

@@ -81,8 +81,11 @@ def test_default_study_plan(tmp_path):
         # DeepCluster: k 10, k 100, k 100 + soft reset, 3 seeds, k-means on the pixels
         ("deepcluster_digits_cpu.yaml", {"prepare": 1, "cluster": 9, "kmeans_pixels": 3, "evaluate": 12}),
         # ProPos Table 2: 6 methods x (2 datasets at 32 px + 3 at 96 px), each -> k-means + DEC
-        ("propos_table.yaml", {"prepare": 5, "pretrain": 30, "cluster": 30, "kmeans_pretrained": 30, "evaluate": 60}),
-        ("ssl_digits_cpu.yaml", {"prepare": 1, "pretrain": 14, "cluster": 28, "kmeans_pretrained": 14, "evaluate": 42}),
+        # + each method's own clustering (estep; every one but SimCLR has one)
+        ("propos_table.yaml", {"prepare": 5, "pretrain": 30, "cluster": 30, "kmeans_pretrained": 30, "estep": 30,
+                               "evaluate": 90}),
+        ("ssl_digits_cpu.yaml", {"prepare": 1, "pretrain": 14, "cluster": 28, "kmeans_pretrained": 14, "estep": 12,
+                                 "evaluate": 54}),
     ],
 )
 def test_paper_preset_plans_every_run_offline(tmp_path, preset, expected):

@@ -28,6 +28,9 @@ class PretrainResult:
     resumed_from: int = 0
     #: what the method records beside the history (processes, global batch, scaled learning rate)
     extra: dict = field(default_factory=dict)
+    #: the method's own clustering of its training rows after the last epoch, where it has one (the E-step of the
+    #: self-supervised family: what ProPos's Table 2 reports): ``labels`` (int64 array), ``scores``, ``how``
+    clustering: Optional[dict] = None
 
 
 class PretrainMethod(Method):

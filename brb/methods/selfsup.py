@@ -197,6 +197,16 @@ class SelfSupervisedMethod(PretrainMethod):
         """The backbone written for the clustering stages."""
         return self.backbone
 
+    def final_clustering(self) -> dict:
+        """The clustering this method reports after its last epoch (the last E-step's spherical k-means of the
+        feature network's output; CC overrides it with its head): ``labels``, ``scores``, ``how``."""
+        labels = self.pseudo_labels.cpu().numpy().astype(np.int64)
+        net = self.feature_net()
+        name = next((k for k, v in self.networks().items() if v is net), type(net).__name__)
+        return {"labels": labels, "scores": dict(self.scores),
+                "how": f"spherical k-means (k = {self.n_clusters}, n_init {self.o.kmeans_n_init}) of the normalised "
+                       f"output of the {name} network"}
+
     # --- E-step ------------------------------------------------------------------------------------------
     @torch.no_grad()
     def features(self) -> torch.Tensor:
@@ -323,6 +333,8 @@ def pretrain_with(cls: type[SelfSupervisedMethod], name: str, config: Config, da
     model = method.handed_on()
     model.eval()
     result.model = model
+    result.clustering = {**method.final_clustering(), "epoch": method.epochs,
+                         "evaluated_on": "train" if config.data.split == "train_test" else "all"}
     result.extra = {"processes": ctx.world_size, "global_batch": options.batch_size,
                     "batch_per_process": options.batch_size // ctx.world_size, "base_lr": method.base_lr,
                     "sync_bn": bool(options.sync_bn and ctx.enabled)}
@@ -556,6 +568,12 @@ class CCMethod(SelfSupervisedMethod):
 
     def handed_on(self) -> nn.Module:
         return self.backbone
+
+    def final_clustering(self) -> dict:
+        if self.o.cc_predict != "head":
+            return super().final_clustering()
+        return {"labels": self.head_labels().astype(np.int64), "scores": dict(self.scores),
+                "how": f"argmax of the cluster head ({self.n_clusters} columns; cc_predict: head)"}
 
 
 def pretrain_cc(config: Config, data: PreparedData, progress: bool = True,

@@ -230,6 +230,8 @@ PUBLISHED_ALIASES = {
     ("conv-ae+kmeans", ""): ("kmeans", "pretrained"),
     ("conv-ae+kmeans-loss", ""): ("ae_kmeans", "baseline"),
     ("conv-ae+kl-loss", ""): ("ae_kl", "baseline"),
+    # ProPos's Table 2: each method's own clustering (k-means of its features; CC: its head) = our `estep` runs
+    **{(m, ""): (m, "estep") for m in ("byol", "simsiam", "moco", "pcl", "cc", "propos")},
 }
 PUBLISHED_COLUMNS = ["source", "block", "method", "variant", "dataset", "metric", "mean", "std", "note"]
 

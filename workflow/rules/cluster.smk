@@ -4,6 +4,7 @@
 
 localrules:
     evaluate,
+    estep,
 
 
 rule cluster:
@@ -109,6 +110,25 @@ rule kmeans_pretrained:
         "--run.seed {wildcards.seed} --run.threads {threads} {params.flags} > {log} 2>&1"
 
 
+rule estep:
+    input:
+        data=DATA,
+        pretrained=f"{PRETRAIN}/model.pt",
+    output:
+        metrics=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{pretraining}}/{{pretraining}}/estep/seed{{seed}}/metrics.json",
+        labels=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{pretraining}}/{{pretraining}}/estep/seed{{seed}}/labels.npy",
+    log:
+        f"{RESULTS}/logs/estep/{{dataset}}/{{arch}}/{{pretraining}}/seed{{seed}}.log",
+    wildcard_constraints:
+        pretraining="|".join(ESTEP_PRETRAININGS),
+    conda:
+        CONDA_ENV
+    params:
+        outdir=lambda w, output: Path(output.metrics).parent,
+    shell:
+        "brb estep --pretrained {input.pretrained} --data {input.data} --out {params.outdir} > {log} 2>&1"
+
+
 rule evaluate:
     input:
         labels=f"{RUN}/labels.npy",
@@ -118,11 +138,11 @@ rule evaluate:
     log:
         run_log("evaluate"),
     wildcard_constraints:
-        algorithm="|".join(CLUSTER_ALGORITHMS + ["kmeans"]),
+        algorithm="|".join(CLUSTER_ALGORITHMS + ["kmeans"] + ESTEP_PRETRAININGS),
         variant="|".join(
             VARIANTS
             + [v + SELFLABEL_SUFFIX for v in VARIANTS]
-            + ["pixels", "pretrained"]
+            + ["pixels", "pretrained", "estep"]
         ),
         arch=r"[a-z0-9_\-]+",
     conda:

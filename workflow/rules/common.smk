@@ -8,6 +8,8 @@ from brb.registry import REGISTRY
 RESULTS = config.get("results", "results")
 CLUSTER_ALGORITHMS = list(REGISTRY.names("method", tag="clustering"))  # brb/registry.py
 PRETRAININGS = list(REGISTRY.names("pretraining"))
+#: pretrainings that cluster on their own (an E-step): the `estep` baseline
+ESTEP_PRETRAININGS = list(REGISTRY.names("pretraining", tag="self-supervised"))
 SCRATCH = (
     "scratch"  # the pretraining path segment of runs that start from a fresh network
 )
@@ -300,6 +302,8 @@ def baseline_runs():
                     runs.append(
                         run_dir(d, row["network"], pre, "kmeans", "pretrained", s)
                     )
+                if "estep" in row["baselines"] and pre in ESTEP_PRETRAININGS:
+                    runs.append(run_dir(d, row["network"], pre, pre, "estep", s))
     return list(dict.fromkeys(runs))
 
 
