@@ -24,6 +24,7 @@ STAGE_SECTIONS = {
     "pretrain": ("data", "model", "augment", "pretrain", "run"),
     "cluster": ("data", "model", "augment", "cluster", "brb", "run"),
     "kmeans": ("data", "cluster", "run"),
+    "linear": ("data", "cluster", "run"),
     "selflabel": ("data", "augment", "selflabel", "run"),
 }
 
@@ -133,6 +134,13 @@ def cmd_estep(args) -> None:
     from brb.stages import estep_stage
 
     _report(estep_stage(args.pretrained, args.data, args.out))
+
+
+def cmd_linear(args) -> None:
+    from brb.stages import linear_eval_stage
+
+    _report(linear_eval_stage(_config(args), args.data, args.pretrained, args.out, c=args.C, max_iter=args.max_iter,
+                              holdout=args.holdout))
 
 
 def cmd_selflabel(args) -> None:
@@ -252,6 +260,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, type=Path, help="prepared .npz it was pretrained on")
     p.add_argument("--out", required=True, type=Path, help="run directory")
     p.set_defaults(func=cmd_estep)
+
+    p = sub.add_parser("linear", help="linear evaluation protocol: logistic regression on the frozen pretrained "
+                       "embedding, train split -> test split; writes a run directory (algorithm linear, variant probe)")
+    p.add_argument("--data", required=True, type=Path, help="prepared .npz")
+    p.add_argument("--pretrained", required=True, type=Path, help="model.pt of `brb pretrain`")
+    p.add_argument("--out", required=True, type=Path, help="run directory")
+    p.add_argument("--C", type=float, default=1.0, help="inverse L2 strength of the logistic regression (default 1)")
+    p.add_argument("--max-iter", type=positive_int, default=1000, help="L-BFGS iterations (default 1000)")
+    p.add_argument("--holdout", type=float, default=0.2,
+                   help="share held out (stratified) where the dataset has no official split (default 0.2)")
+    _add_config_flags(p, STAGE_SECTIONS["linear"])
+    p.set_defaults(func=cmd_linear)
 
     p = _training_parser(
         sub, "selflabel", "SCAN self-labeling of a clustering run; writes a run directory of its own", cmd_selflabel

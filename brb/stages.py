@@ -292,6 +292,104 @@ def estep_stage(pretrained: Path, data_path: Path, out_dir: Path) -> dict[str, P
     return {"run directory": out_dir, "metrics": out_dir / "metrics.json"}
 
 
+#: beside a run's labels.npy when they belong to a drawn part of the data (the linear probe's hold-out rows)
+ROWS_FILE = "rows.npy"
+
+
+def linear_eval_stage(config: Config, data_path: Path, pretrained: Path, out_dir: Path, c: float = 1.0,
+                      max_iter: int = 1000, holdout: float = 0.2) -> dict[str, Path]:
+    """The linear evaluation protocol: the pretrained network frozen, its embedding (eval mode, no augmentation)
+    standardised, a multinomial logistic regression (scikit-learn's, L2 with inverse strength ``c``) fitted on
+    the train split and scored on the test split; a dataset without an official split (digits) is split once,
+    stratified, ``holdout`` of it held out (seed ``run.seed``; the rows are kept in ``rows.npy``). A run directory
+    of its own, algorithm ``linear``, variant ``probe``: its labels are the predicted classes of the evaluated rows
+    (``top1`` = plain accuracy; ``acc`` the tables' Hungarian-matched one, equal unless classes are confused
+    wholesale)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    from brb.data import DataFileError, load_prepared
+    from brb.data.prepared import PreparedData, subset_of
+    from brb.data.tensors import DeviceData
+    from brb.engine.common import embed
+    from brb.metrics import clustering_metrics, nmi_geometric
+    from brb.models.checkpoint import load_model
+    from brb.runtime import setup_run
+
+    if not 0 < holdout < 1:
+        raise ValueError(f"holdout must be in (0, 1), got {holdout}")
+    out_dir = Path(out_dir)
+    start = time.perf_counter()
+    prepared = load_prepared(data_path)
+    config.data.dataset = prepared.name
+    device = setup_run(config.run)
+    d = config.data
+
+    def part(data):  # the run's fixed subset draw, as brb.engine.common.device_splits takes it
+        return data if d.subset is None else subset_of(data, d.subset)
+
+    rows = None
+    if prepared.split is not None:
+        train, test = part(prepared.part("train")), part(prepared.part("test"))
+        protocol = "official train / test split"
+    else:
+        prepared = part(prepared)
+        idx = np.arange(len(prepared))
+        fit_idx, rows = train_test_split(idx, test_size=holdout, stratify=prepared.y, random_state=config.run.seed)
+        fit_idx, rows = np.sort(fit_idx), np.sort(rows)
+
+        def take(i):
+            return PreparedData(prepared.name, prepared.x[i], prepared.y[i], prepared.class_names)
+
+        train, test = take(fit_idx), take(rows)
+        protocol = f"stratified hold-out of {holdout:g} (no official split)"
+    dtrain = DeviceData(train, device, d.normalize, d.resize)
+    model, payload = load_model(pretrained, input_shape=dtrain.sample_shape)
+    model = model.to(device)
+    dtest = DeviceData(test, device, d.normalize, d.resize, statistics=(dtrain.mean, dtrain.std))
+    batch = config.cluster.eval_batch_size
+    f_train = embed(model, dtrain, batch, config.run.precision).cpu().numpy()
+    f_test = embed(model, dtest, batch, config.run.precision).cpu().numpy()
+    if not (np.isfinite(f_train).all() and np.isfinite(f_test).all()):
+        raise DataFileError(f"{pretrained}: the embedding has NaN or inf values; nothing to evaluate")
+    scaler = StandardScaler().fit(f_train)
+    clf = LogisticRegression(C=c, max_iter=max_iter, random_state=config.run.seed)
+    clf.fit(scaler.transform(f_train), train.y)
+    predicted = clf.predict(scaler.transform(f_test)).astype(np.int64)
+    if rows is not None:
+        write_npy(rows.astype(np.int64), out_dir / ROWS_FILE)
+    write_npy(predicted, out_dir / "labels.npy")
+    metrics = {
+        "dataset": prepared.name,
+        "arch": payload["arch"],
+        "algorithm": "linear",
+        "variant": "probe",
+        "seed": config.run.seed,
+        "pretrained": str(pretrained),
+        "pretraining": payload.get("method"),
+        "evaluated_on": "test" if rows is None else "holdout",
+        "protocol": protocol,
+        "top1": float((predicted == test.y).mean()),
+        "train_top1": float(clf.score(scaler.transform(f_train), train.y)),
+        "n_train": int(len(train)),
+        "n_evaluated": int(len(test)),
+        "feature_dim": int(f_train.shape[1]),
+        "C": c,
+        "max_iter": max_iter,
+        "converged": bool(clf.n_iter_.max() < max_iter),
+        **clustering_metrics(test.y, predicted),
+        "nmi_geometric": nmi_geometric(test.y, predicted),
+        "n_clusters": prepared.n_classes,
+        "n_nonempty_clusters": int(len(np.unique(predicted))),
+        "epochs": 0,
+        "wall_time_s": time.perf_counter() - start,
+        "config": config.to_dict(),
+    }
+    write_json(out_dir / "metrics.json", metrics)
+    return {"run directory": out_dir, "metrics": out_dir / "metrics.json"}
+
+
 def _evaluated_rows(run_dir: Path, prepared):
     """The samples a run's labels belong to, from its metrics.json: the ``test`` part for train/test runs, and the
     run's fixed ``data.subset`` draw (as :func:`brb.engine.common.device_splits` took it)."""
@@ -305,6 +403,12 @@ def _evaluated_rows(run_dir: Path, prepared):
         metrics = {}
     part = metrics.get("evaluated_on", "all")
     subset = ((metrics.get("config") or {}).get("data") or {}).get("subset")
+    if (run_dir / ROWS_FILE).is_file():  # drawn rows (the linear probe's hold-out) of the (subset of the) data
+        from brb.data.prepared import PreparedData
+
+        base = prepared if subset is None else subset_of(prepared, subset)
+        rows = np.load(run_dir / ROWS_FILE, allow_pickle=False)
+        return PreparedData(base.name, base.x[rows], base.y[rows], base.class_names)
     if subset is None:
         return prepared.part(part)
     return subset_of(prepared, subset) if part == "all" else subset_of(prepared.part(part), subset)

@@ -238,3 +238,37 @@ def test_estep_run_is_the_last_e_step_and_compares_with_table_2(tmp_path):
     table = paper_vs_ours(ours, reference_path("published.csv"), block="propos2022")
     assert len(table) == 1 and table["paper_acc"].iloc[0] == pytest.approx(94.3)
     assert table["diff_acc"].iloc[0] == pytest.approx(90.0 - 94.3)
+
+
+def test_linear_probe_holds_out_stratified_rows_or_takes_the_test_split(tmp_path):
+    import json
+
+    from brb.data.prepared import save_prepared
+    from brb.stages import evaluate_stage, linear_eval_stage, pretrain_stage
+
+    data = tmp_path / "digits.npz"
+    save_prepared(data, "digits", digits())
+    pretrain_stage(config("simclr", epochs=1), data, tmp_path / "pre", progress=False)
+    model = tmp_path / "pre" / "model.pt"
+    linear_eval_stage(config("simclr"), data, model, tmp_path / "probe", holdout=0.25)
+    m = json.loads((tmp_path / "probe" / "metrics.json").read_text())
+    rows = np.load(tmp_path / "probe" / "rows.npy")
+    labels = np.load(tmp_path / "probe" / "labels.npy")
+    y = digits().y
+    assert (m["algorithm"], m["variant"], m["evaluated_on"], m["n_evaluated"]) == ("linear", "probe", "holdout", 96)
+    assert np.abs(np.bincount(y[rows], minlength=10) - np.bincount(y, minlength=10) * 0.25).max() <= 1  # stratified
+    assert m["top1"] == pytest.approx((labels == y[rows]).mean()) and m["top1"] > 0.5  # far above chance (0.1)
+    assert m["train_top1"] >= m["top1"]
+    evaluate_stage(tmp_path / "probe", data)  # the evaluation finds the held-out rows again
+    assert json.loads((tmp_path / "probe" / "evaluation.json").read_text())["acc"] == pytest.approx(m["acc"])
+
+    split = digits()
+    split.split = np.where(np.arange(len(split.y)) < 300, 0, 1).astype(np.uint8)  # 300 train, 84 test
+    with_split = tmp_path / "split.npz"
+    save_prepared(with_split, "digits", split)
+    linear_eval_stage(config("simclr"), with_split, model, tmp_path / "split_probe")
+    m = json.loads((tmp_path / "split_probe" / "metrics.json").read_text())
+    assert (m["evaluated_on"], m["n_train"], m["n_evaluated"]) == ("test", 300, 84)
+    assert not (tmp_path / "split_probe" / "rows.npy").exists()
+    with pytest.raises(ValueError, match="holdout"):
+        linear_eval_stage(config("simclr"), data, model, tmp_path / "bad", holdout=1.5)

@@ -81,11 +81,14 @@ def test_default_study_plan(tmp_path):
         # DeepCluster: k 10, k 100, k 100 + soft reset, 3 seeds, k-means on the pixels
         ("deepcluster_digits_cpu.yaml", {"prepare": 1, "cluster": 9, "kmeans_pixels": 3, "evaluate": 12}),
         # ProPos Table 2: 6 methods x (2 datasets at 32 px + 3 at 96 px), each -> k-means + DEC
-        # + each method's own clustering (estep; every one but SimCLR has one)
+        # + each method's own clustering (estep; every one but SimCLR has one) and the linear probe
         ("propos_table.yaml", {"prepare": 5, "pretrain": 30, "cluster": 30, "kmeans_pretrained": 30, "estep": 30,
-                               "evaluate": 90}),
+                               "linear_eval": 30, "evaluate": 120}),
         ("ssl_digits_cpu.yaml", {"prepare": 1, "pretrain": 14, "cluster": 28, "kmeans_pretrained": 14, "estep": 12,
-                                 "evaluate": 54}),
+                                 "linear_eval": 14, "evaluate": 68}),
+        # the cross-product: 7 pretrainings x (dec, idec, dcn) x (baseline, brb) x 3 seeds, each + SCAN
+        ("ssl_cross_cifar10.yaml", {"prepare": 1, "pretrain": 21, "cluster": 126, "selflabel": 126,
+                                    "kmeans_pretrained": 21, "estep": 18, "linear_eval": 21, "evaluate": 312}),
     ],
 )
 def test_paper_preset_plans_every_run_offline(tmp_path, preset, expected):

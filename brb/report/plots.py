@@ -315,7 +315,7 @@ def write_standard_plots(df: pd.DataFrame, out_dir: str | os.PathLike) -> dict[s
     from brb.report.aggregate import collect_histories
 
     out_dir = Path(out_dir)
-    deep = df[df["algorithm"] != "kmeans"]
+    deep = df[~df["algorithm"].isin(NO_HISTORY_ALGORITHMS)]
     written = {"final ACC": plot_final_acc(df, out_dir / "final_acc.png")}
     if deep.empty:
         raise ValueError("no deep clustering runs (only baselines) to draw learning curves of")
@@ -333,6 +333,9 @@ def write_standard_plots(df: pd.DataFrame, out_dir: str | os.PathLike) -> dict[s
         )
     return written
 
+
+#: Runs without a training history: the k-means baselines and the linear probe.
+NO_HISTORY_ALGORITHMS = ("kmeans", "linear")
 
 #: The paper's "reclustering barrier" figure: reclustering alone versus the full method.
 BARRIER_VARIANTS = ("baseline", "recluster", "brb")

@@ -129,6 +129,28 @@ rule estep:
         "brb estep --pretrained {input.pretrained} --data {input.data} --out {params.outdir} > {log} 2>&1"
 
 
+rule linear_eval:
+    input:
+        data=DATA,
+        pretrained=f"{PRETRAIN}/model.pt",
+    output:
+        metrics=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{pretraining}}/linear/probe/seed{{seed}}/metrics.json",
+        labels=f"{RESULTS}/runs/{{dataset}}/{{arch}}/{{pretraining}}/linear/probe/seed{{seed}}/labels.npy",
+    log:
+        f"{RESULTS}/logs/linear/{{dataset}}/{{arch}}/{{pretraining}}/seed{{seed}}.log",
+    conda:
+        CONDA_ENV
+    threads: training_threads("cluster")
+    resources:
+        **training_resources("cluster"),
+    params:
+        outdir=lambda w, output: Path(output.metrics).parent,
+        flags=lambda w: flags(("data",), dataset=w.dataset),
+    shell:
+        "brb linear --data {input.data} --pretrained {input.pretrained} --out {params.outdir} "
+        "--run.seed {wildcards.seed} --run.threads {threads} {params.flags} > {log} 2>&1"
+
+
 rule evaluate:
     input:
         labels=f"{RUN}/labels.npy",
@@ -138,11 +160,11 @@ rule evaluate:
     log:
         run_log("evaluate"),
     wildcard_constraints:
-        algorithm="|".join(CLUSTER_ALGORITHMS + ["kmeans"] + ESTEP_PRETRAININGS),
+        algorithm="|".join(CLUSTER_ALGORITHMS + ["kmeans", "linear"] + ESTEP_PRETRAININGS),
         variant="|".join(
             VARIANTS
             + [v + SELFLABEL_SUFFIX for v in VARIANTS]
-            + ["pixels", "pretrained", "estep"]
+            + ["pixels", "pretrained", "estep", "probe"]
         ),
         arch=r"[a-z0-9_\-]+",
     conda:

@@ -304,6 +304,8 @@ def baseline_runs():
                     )
                 if "estep" in row["baselines"] and pre in ESTEP_PRETRAININGS:
                     runs.append(run_dir(d, row["network"], pre, pre, "estep", s))
+                if "linear" in row["baselines"] and pre != SCRATCH:
+                    runs.append(run_dir(d, row["network"], pre, "linear", "probe", s))
     return list(dict.fromkeys(runs))
 
 
