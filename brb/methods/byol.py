@@ -21,9 +21,10 @@ with the pre-step online weights; v2: both views in one pass, reg = 2 − 2 cos,
 with lr × batch / 256, predictor lr × ``predictor_lr_mult``, linear warm-up then ProPos's cosine per iteration. The
 checkpoint written for the clustering stages is the **target** network (ProPos clusters and reports its features).
 
-The shared machinery (optimiser, schedules, E-step, resume) is :class:`brb.methods.selfsup.SelfSupervisedMethod`.
-Not yet here (issue 15): the class-balanced resampling option, shuffle-BN / SyncBN and multi-GPU DDP; the
-target's BatchNorm runs in train mode on the whole batch (one process: what shuffle-BN approximates).
+The shared machinery (optimiser, schedules, E-step, resume, data-parallel training with SyncBatchNorm in place of
+their shuffle-BN) is :class:`brb.methods.selfsup.SelfSupervisedMethod`; ``data_resample`` is their class-balanced
+resampling. The heads may be given as block specs (``pretrain.projector_spec`` / ``predictor_spec``,
+brb/models/heads.py); unset, they are theirs, from ``hidden_dim`` / ``feature_dim``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from brb.losses.ssl import positive_sampling, prototype_scattering_loss, regress
 from brb.methods.options import BYOLOptions
 from brb.methods.pretraining import PretrainResult
 from brb.methods.selfsup import Encoder, SelfSupervisedMethod, frozen_copy, mlp_head, pretrain_with
+from brb.models.heads import mlp_spec
 
 __all__ = ["BYOLMethod", "Encoder", "mlp_head", "pretrain_byol", "pretrain_propos"]
 
@@ -55,8 +57,11 @@ class BYOLMethod(SelfSupervisedMethod):
     def build(self, backbone: nn.Module, dim: int) -> list[dict]:
         o = self.o
         device = self.data.device
-        self.online = Encoder(backbone, mlp_head(dim, o.hidden_dim, o.feature_dim)).to(device)
-        self.predictor = mlp_head(o.feature_dim, o.hidden_dim, o.feature_dim, init_std=0.01).to(device)
+        projector, out = self.head("projector", o.projector_spec or mlp_spec(o.hidden_dim, o.feature_dim), dim)
+        self.online = Encoder(backbone, projector).to(device)
+        predictor, _ = self.head("predictor", o.predictor_spec or mlp_spec(o.hidden_dim, out), out, init_std=0.01,
+                                 out_dim=out)
+        self.predictor = predictor.to(device)
         self.target = frozen_copy(self.online)
         self._m = o.ema_momentum
         return [{"params": list(self.online.parameters()), "name": "online"},

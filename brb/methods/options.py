@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class MethodOptions(BaseModel):
@@ -264,9 +264,10 @@ class SimCLROptions(PretrainOptions):
 
 
 class SSLOptions(PretrainOptions):
-    """What the self-supervised family of ProPos's repository shares (brb/methods/siamese.py): SGD with the lr
+    """What the self-supervised family of ProPos's repository shares (brb/methods/selfsup.py): SGD with the lr
     scaled by batch / 256, a linear warm-up then ProPos's cosine per iteration, k-means of the method's features
-    every ``reassign`` epochs (the evaluation ProPos reports), heads of width hidden_dim -> feature_dim."""
+    every ``reassign`` epochs (the evaluation ProPos reports), heads of width hidden_dim -> feature_dim or from a
+    block spec (projector_spec; brb/models/heads.py)."""
 
     epochs: int = Field(1000, ge=0, description="pretraining epochs (theirs: 1000)")
     batch_size: int = Field(512, gt=0, description="global mini-batch size, split among the processes (theirs: 128 "
@@ -290,6 +291,19 @@ class SSLOptions(PretrainOptions):
     sync_bn: bool = Field(True, description="with several processes (brb pretrain --nproc-per-node): BatchNorm "
                           "statistics of the global batch (our SyncBatchNorm, CPU and GPU; the substitute for "
                           "ProPos's shuffle-BN); off: each process normalises its share")
+    projector_spec: Optional[list[str]] = Field(
+        None, description="the projection head as a block spec (brb/models/heads.py), e.g. [linear:4096, bn, relu, "
+        "linear:256]; null: the method's own head from hidden_dim / feature_dim (its authors' shape)"
+    )
+
+    @field_validator("projector_spec", "predictor_spec", "cluster_head_spec", check_fields=False)
+    @classmethod
+    def _head_spec(cls, value):
+        if value is not None:
+            from brb.models.heads import parse_head_spec  # torch-free (imported here: brb.models reads the registry)
+
+            parse_head_spec(value)
+        return value
 
 
 class BYOLOptions(SSLOptions):
@@ -298,6 +312,10 @@ class BYOLOptions(SSLOptions):
     predictor at 10 x the learning rate; projector and predictor d -> 4096 -> BN -> ReLU -> 256."""
 
     predictor_lr_mult: float = Field(10.0, gt=0, description="the predictor's learning rate multiplier (theirs: 10)")
+    predictor_spec: Optional[list[str]] = Field(
+        None, description="the prediction head as a block spec (its Linear weights N(0, 0.01), biases 0, as theirs); "
+        "its output width must be the projector's; null: projector-out -> hidden_dim -> BN -> ReLU -> projector-out"
+    )
     ema_momentum: float = Field(0.996, ge=0, le=1, description="EMA momentum of the target network")
     ema_schedule: Literal["fixed", "cosine"] = Field(
         "cosine", description="fixed, or increased to 1 by a cosine over the iterations (their BYOL configs)"
@@ -336,6 +354,10 @@ class SimSiamOptions(SSLOptions):
     predictor_hidden_dim: int = Field(512, gt=0, description="the predictor's bottleneck width (theirs: 512)")
     projector_layers: Literal[2, 3] = Field(2, description="projector depth (theirs: 2 for CIFAR, 3 for ImageNet)")
     fix_predictor_lr: bool = Field(True, description="the predictor keeps the constant scaled lr (theirs: yes)")
+    predictor_spec: Optional[list[str]] = Field(
+        None, description="the prediction head as a block spec, output width = the projector's; null: theirs, "
+        "-> predictor_hidden_dim (no bias) -> BN -> ReLU -> projector-out"
+    )
     reassign: int = Field(50, gt=0, description="k-means on the projector features every this many epochs")
 
 
@@ -386,6 +408,10 @@ class CCOptions(SSLOptions):
     instance_temperature: float = Field(0.5, gt=0, description="tau_I of the instance NT-Xent (theirs: 0.5)")
     cluster_temperature: float = Field(1.0, gt=0, description="tau_C of the cluster-column NT-Xent (theirs: 1.0)")
     entropy_weight: float = Field(1.0, ge=0, description="weight of the entropy term H (theirs: 1)")
+    cluster_head_spec: Optional[list[str]] = Field(
+        None, description="the cluster head as a block spec ending in linear:K (softmax is applied after it); null: "
+        "theirs, -> hidden_dim -> ReLU -> K"
+    )
     cc_predict: Literal["head", "kmeans"] = Field(
         "head", description="the clustering reported: the cluster head's argmax (CC's paper) or k-means on the "
         "instance features (ProPos's wrapper); both are logged"

@@ -59,6 +59,7 @@ from brb.data.tensors import DeviceData
 from brb.engine import distributed as dist
 from brb.engine.common import make_augmenter, new_model, shuffled_batches
 from brb.engine.loop import Engine, TrainingError
+from brb.models.heads import build_head, mlp_spec
 from brb.losses.schedules import ema_update_, lr_at, momentum_at, scaled_lr
 from brb.losses.ssl import (
     cc_cluster_loss,
@@ -125,6 +126,7 @@ class SelfSupervisedMethod(PretrainMethod):
             dim = backbone.encode(data.batch(slice(0, 2))).shape[1]
             backbone.train()
         self.backbone = backbone
+        self.head_specs: dict[str, list[str]] = {}
         groups = self.build(backbone, dim)
         self.dist = dist.context()
         if self.dist.enabled:
@@ -172,6 +174,18 @@ class SelfSupervisedMethod(PretrainMethod):
     def networks(self) -> dict[str, nn.Module]:
         """Every network of the method's state (trained or momentum twins), by name."""
         raise NotImplementedError
+
+    def head(self, name: str, spec: list[str], in_dim: int, init_std: Optional[float] = None,
+             out_dim: Optional[int] = None) -> tuple[nn.Module, int]:
+        """(head ``name`` built from its block spec, its output width), the spec recorded in ``self.head_specs``;
+        ``out_dim``: the width the method needs it to end with."""
+        head, out = build_head(spec, in_dim, n_clusters=self.n_clusters, init_std=init_std)
+        if out_dim is not None and out != out_dim:
+            why = "the number of clusters: linear:K" if name == "cluster_head" else "the projector's output width"
+            raise TrainingError(f"{type(self).__name__}: the {name} head {list(spec)} ends with width {out}, but it "
+                                f"must end with {out_dim} ({why})")
+        self.head_specs[name] = list(spec)
+        return head, out
 
     def feature_net(self) -> nn.Module:
         """The network whose normalised output the E-step clusters."""
@@ -330,14 +344,14 @@ def pretrain_with(cls: type[SelfSupervisedMethod], name: str, config: Config, da
     options = options_cls.model_validate({k: getattr(config.pretrain, k) for k in options_cls.model_fields})
     method = cls(config, ddata, options, f"{name} {data.name} seed {config.run.seed}")
     result = run_pretraining(config, method, progress, checkpoint_dir)
+    result.clustering = {**method.final_clustering(), "epoch": method.epochs,
+                         "evaluated_on": "train" if config.data.split == "train_test" else "all"}
     model = method.handed_on()
     model.eval()
     result.model = model
-    result.clustering = {**method.final_clustering(), "epoch": method.epochs,
-                         "evaluated_on": "train" if config.data.split == "train_test" else "all"}
     result.extra = {"processes": ctx.world_size, "global_batch": options.batch_size,
                     "batch_per_process": options.batch_size // ctx.world_size, "base_lr": method.base_lr,
-                    "sync_bn": bool(options.sync_bn and ctx.enabled)}
+                    "sync_bn": bool(options.sync_bn and ctx.enabled), "heads": method.head_specs}
     return result
 
 
@@ -359,10 +373,12 @@ class SimSiamMethod(SelfSupervisedMethod):
     def build(self, backbone: nn.Module, dim: int) -> list[dict]:
         o = self.o
         device = self.data.device
-        self.online = Encoder(backbone, simsiam_projector(dim, o.hidden_dim, o.feature_dim, o.projector_layers)).to(device)
-        self.predictor = nn.Sequential(
-            nn.Linear(o.feature_dim, o.predictor_hidden_dim, bias=False), nn.BatchNorm1d(o.predictor_hidden_dim),
-            nn.ReLU(inplace=True), nn.Linear(o.predictor_hidden_dim, o.feature_dim)).to(device)
+        spec = o.projector_spec or mlp_spec(o.hidden_dim, o.feature_dim, bias=False, out_bn=True,
+                                            layers=o.projector_layers)
+        projector, out = self.head("projector", spec, dim)
+        self.online = Encoder(backbone, projector).to(device)
+        spec = o.predictor_spec or [f"linear:{o.predictor_hidden_dim}:nobias", "bn", "relu", f"linear:{out}"]
+        self.predictor = self.head("predictor", spec, out, out_dim=out)[0].to(device)
         return [{"params": list(self.online.parameters()), "name": "online"},
                 {"params": list(self.predictor.parameters()), "name": "predictor", "fixed": o.fix_predictor_lr}]
 
@@ -392,7 +408,8 @@ class MoCoMethod(SelfSupervisedMethod):
     def build(self, backbone: nn.Module, dim: int) -> list[dict]:
         o = self.o
         device = self.data.device
-        head = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, o.feature_dim))
+        head, self.feature_width = self.head("projector", o.projector_spec or ["linear:in", "relu",
+                                                                               f"linear:{o.feature_dim}"], dim)
         self.query = Encoder(backbone, head).to(device)
         self.key = frozen_copy(self.query)
         keys_per_step = o.batch_size * (2 if o.symmetric else 1)
@@ -400,7 +417,7 @@ class MoCoMethod(SelfSupervisedMethod):
             raise TrainingError(f"pretrain.queue_size {o.queue_size} must be a multiple of the keys enqueued per step, "
                                 f"{keys_per_step} ({'2 x ' if o.symmetric else ''}pretrain.batch_size), as MoCo's")
         gen = torch.Generator().manual_seed(self.config.run.seed + 101)
-        self.queue = F.normalize(torch.randn(o.queue_size, o.feature_dim, generator=gen), dim=1).to(device)
+        self.queue = F.normalize(torch.randn(o.queue_size, self.feature_width, generator=gen), dim=1).to(device)
         self.queue_ptr = 0
         self._keys: Optional[torch.Tensor] = None
         return [{"params": list(self.query.parameters()), "name": "query"}]
@@ -522,10 +539,10 @@ class CCMethod(SelfSupervisedMethod):
     def build(self, backbone: nn.Module, dim: int) -> list[dict]:
         o = self.o
         device = self.data.device
-        self.instance = Encoder(backbone, nn.Sequential(nn.Linear(dim, o.hidden_dim), nn.ReLU(inplace=True),
-                                                        nn.Linear(o.hidden_dim, o.feature_dim))).to(device)
-        self.cluster_head = nn.Sequential(nn.Linear(dim, o.hidden_dim), nn.ReLU(inplace=True),
-                                          nn.Linear(o.hidden_dim, self.n_clusters)).to(device)
+        projector, _ = self.head("projector", o.projector_spec or mlp_spec(o.hidden_dim, o.feature_dim, bn=False), dim)
+        self.instance = Encoder(backbone, projector).to(device)
+        self.cluster_head = self.head("cluster_head", o.cluster_head_spec or mlp_spec(o.hidden_dim, "K", bn=False),
+                                      dim, out_dim=self.n_clusters)[0].to(device)
         return [{"params": list(self.instance.parameters()) + list(self.cluster_head.parameters()), "name": "cc"}]
 
     def networks(self) -> dict[str, nn.Module]:
