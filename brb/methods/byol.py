@@ -43,10 +43,10 @@ from brb.losses.schedules import ema_update_
 from brb.losses.ssl import positive_sampling, prototype_scattering_loss, regression_loss
 from brb.methods.options import BYOLOptions
 from brb.methods.pretraining import PretrainResult
-from brb.methods.selfsup import Encoder, SelfSupervisedMethod, frozen_copy, mlp_head, pretrain_with
+from brb.methods.selfsup import Encoder, SelfSupervisedMethod, frozen_copy, pretrain_with
 from brb.models.heads import mlp_spec
 
-__all__ = ["BYOLMethod", "Encoder", "mlp_head", "pretrain_byol", "pretrain_propos"]
+__all__ = ["BYOLMethod", "Encoder", "pretrain_byol", "pretrain_propos"]
 
 
 class BYOLMethod(SelfSupervisedMethod):

@@ -59,7 +59,6 @@ from brb.data.tensors import DeviceData
 from brb.engine import distributed as dist
 from brb.engine.common import make_augmenter, new_model, shuffled_batches
 from brb.engine.loop import Engine, TrainingError
-from brb.models.heads import build_head, mlp_spec
 from brb.losses.schedules import ema_update_, lr_at, momentum_at, scaled_lr
 from brb.losses.ssl import (
     cc_cluster_loss,
@@ -74,20 +73,9 @@ from brb.losses.ssl import (
 from brb.methods.options import CCOptions, MoCoOptions, PCLOptions, SimSiamOptions, SSLOptions
 from brb.methods.pretraining import PretrainMethod, PretrainResult, run_pretraining
 from brb.metrics import clustering_metrics
+from brb.models.heads import build_head, mlp_spec
 from brb.registry import REGISTRY
 from brb.runtime import autocast, setup_run
-
-
-def mlp_head(in_dim: int, hidden: int, out: int, init_std: Optional[float] = None) -> nn.Sequential:
-    """Linear → BatchNorm → ReLU → Linear (BYOL's projector / predictor); ``init_std``: N(0, std) weights, zero
-    biases."""
-    head = nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out))
-    if init_std is not None:
-        for m in head:
-            if isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, std=init_std)
-                nn.init.zeros_(m.bias)
-    return head
 
 
 class Encoder(nn.Module):
