@@ -272,3 +272,27 @@ def test_linear_probe_holds_out_stratified_rows_or_takes_the_test_split(tmp_path
     assert not (tmp_path / "split_probe" / "rows.npy").exists()
     with pytest.raises(ValueError, match="holdout"):
         linear_eval_stage(config("simclr"), data, model, tmp_path / "bad", holdout=1.5)
+
+
+def test_a_self_supervised_checkpoint_starts_dec_and_scan_self_labeling(tmp_path):
+    """The chain of the cross-product study: BYOL pretraining -> DEC from its checkpoint -> SCAN self-labeling of
+    that run, each stage reading the previous one's files."""
+    import json
+
+    from brb.data.prepared import save_prepared
+    from brb.stages import cluster_stage, pretrain_stage, selflabel_stage
+
+    data = tmp_path / "digits.npz"
+    save_prepared(data, "digits", digits())
+    pretrain_stage(config("byol", epochs=1), data, tmp_path / "pre", progress=False)
+    values = {"data": {"resize": 20, "normalize": "channel"}, "run": {"seed": 0, "threads": 1},
+              "cluster": {"algorithm": "dec", "epochs": 2, "batch_size": 64, "kmeans_n_init": 2},
+              "selflabel": {"epochs": 1, "batch_size": 64}}
+    cluster_stage(make_config(values), data, tmp_path / "dec", pretrained=tmp_path / "pre" / "model.pt",
+                  progress=False)
+    dec = json.loads((tmp_path / "dec" / "metrics.json").read_text())
+    assert (dec["pretraining"], dec["arch"], dec["algorithm"]) == ("byol", "cnn_small", "dec")
+    selflabel_stage(make_config(values), data, tmp_path / "dec", tmp_path / "scan", progress=False)
+    scan = json.loads((tmp_path / "scan" / "metrics.json").read_text())
+    assert scan["variant"] == "baseline-selflabel" and scan["clustering_acc"] == pytest.approx(dec["acc"])
+    assert scan["pretrained"] == str(tmp_path / "pre" / "model.pt") and 0.1 <= scan["acc"] <= 1
