@@ -156,7 +156,8 @@ for _name, _cls, _what in (("bigresnet18", "BigResNet18", "ResNet-18, CIFAR stem
 for _name, _cls, _what, _width in (
         ("alexnet_bn", "AlexNetBNNetwork", "DeepCluster's AlexNet with BatchNorm (their 2012 configuration)", 4096),
         ("vgg16_bn", "VGG16BNNetwork", "DeepCluster's VGG-16 with BatchNorm", 4096),
-        ("dc_small", "SmallConvNetwork", "AlexNet-BN's layout at a quarter width for 28-32 px images (CPU)", 256)):
+        ("dc_small", "SmallConvNetwork", "AlexNet-BN's layout at a quarter width for 28-32 px images (CPU)", 256),
+        ("dc_resnet18", "DCResNet18Network", "ResNet-18 (CIFAR stem) + Linear 512 for 32 px images", 512)):
     REGISTRY.add("network", _name, f"brb.models.deepcluster:{_cls}",
                  summary=f"{_what}, Sobel input filter (cluster.sobel), features = the last Linear ({_width}) pre-ReLU",
                  tags={"deepcluster"}, defaults={"embedding_dim": _width, "batch_norm": True, "pretraining": "simclr"})

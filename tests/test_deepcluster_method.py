@@ -123,3 +123,22 @@ def test_figure_two_plot_from_histories(tmp_path):
     assert plot_deepcluster_nmi(hist, tmp_path / "nmi.png").stat().st_size > 1000
     with pytest.raises(ValueError, match="history lacks column 'nmi_consecutive'"):
         history_curve_data(hist.drop(columns="nmi_consecutive"), "nmi_consecutive")
+
+
+def test_resnet18_for_cifar_sized_images_runs_and_names_its_blocks(tmp_path):
+    from brb.models.checkpoint import load_model, save_checkpoint
+
+    result = run_clustering(config(epochs=2, arch="dc_resnet18", variant="reset", pca_dim=32), digits(120),
+                            progress=False)
+    assert np.isfinite(result.history["loss"].iloc[1:]).all() and result.labels.shape == (120,)
+    assert result.metrics["brb_epochs"] == [1]  # the soft reset reaches the ResNet blocks
+    model = result.model
+    assert [n for n, _ in model.named_reset_blocks()] == ["stem", "layer1", "layer2", "layer3", "layer4"]
+    assert model.sobel_filter is not None and model.body.conv1.in_channels == 2 and model.embedding_dim == 512
+    x = torch.rand(3, 1, 16, 16)
+    model.eval()
+    torch.testing.assert_close(model.intermediate(x)[-1][1], model.features(x))
+    save_checkpoint(tmp_path / "m.pt", model, "dc_resnet18")
+    again, _ = load_model(tmp_path / "m.pt")
+    again.eval()
+    torch.testing.assert_close(again.features(x), model.features(x))

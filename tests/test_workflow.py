@@ -80,6 +80,8 @@ def test_default_study_plan(tmp_path):
         # the self-supervised family: 7 pretrainings x 2 seeds, each -> k-means + DEC (baseline, brb)
         # DeepCluster: k 10, k 100, k 100 + soft reset, 3 seeds, k-means on the pixels
         ("deepcluster_digits_cpu.yaml", {"prepare": 1, "cluster": 9, "kmeans_pixels": 3, "evaluate": 12}),
+        ("deepcluster_fmnist_cpu.yaml", {"prepare": 1, "cluster": 6, "kmeans_pixels": 3, "evaluate": 9}),
+        ("deepcluster_cifar10.yaml", {"prepare": 1, "cluster": 9, "kmeans_pixels": 3, "evaluate": 12}),
         # ProPos Table 2: 6 methods x (2 datasets at 32 px + 3 at 96 px), each -> k-means + DEC
         # + each method's own clustering (estep; every one but SimCLR has one) and the linear probe
         ("propos_table.yaml", {"prepare": 5, "pretrain": 30, "cluster": 30, "kmeans_pretrained": 30, "estep": 30,

@@ -1,5 +1,5 @@
 """DeepCluster (Caron et al., ECCV 2018) on the training engine (issue 16): registry name ``deepcluster``, options
-:class:`~brb.methods.options.DeepClusterOptions`, networks ``alexnet_bn`` / ``vgg16_bn`` / ``dc_small``
+:class:`~brb.methods.options.DeepClusterOptions`, networks ``alexnet_bn`` / ``vgg16_bn`` / ``dc_small`` / ``dc_resnet18``
 (:mod:`brb.models.deepcluster`), the per-epoch pieces in :mod:`brb.cluster.deepcluster_ops`; the facts read from
 their code are in ``../shared/methods/deepcluster.md``.
 
@@ -74,8 +74,8 @@ class DeepCluster(Method, HasResetBlocks):
         if model is None:
             cls = architecture(config.model.arch)
             if not hasattr(cls, "reset_top_layer"):
-                raise TrainingError(f"DeepCluster needs one of its networks (alexnet_bn, vgg16_bn, dc_small), not "
-                                    f"model.arch {config.model.arch!r}")
+                raise TrainingError("DeepCluster needs one of its networks (alexnet_bn, vgg16_bn, dc_small, "
+                                    f"dc_resnet18), not model.arch {config.model.arch!r}")
             model = cls(input_shape=data.sample_shape, embedding_dim=config.model.embedding_dim, sobel=o.sobel)
         if not hasattr(model, "reset_top_layer"):
             raise TrainingError(f"DeepCluster needs a network with a replaceable top layer, not {type(model).__name__}")

@@ -332,6 +332,44 @@ class SmallConvNet(DeepClusterNet):
         self._finish(body, classifier, num_classes)
 
 
+class DCResNet18(DeepClusterNet):
+    """ResNet-18 with the CIFAR stem (3×3 stride-1 first convolution, no max-pool; ``brb.models.resnet_backbone``)
+    as DeepCluster's body for 32 px images, the setting users run DeepCluster in on CIFAR-10 (their code has only
+    AlexNet and VGG-16): pooled 512 → Linear ``fc`` (= features, pre-ReLU; AlexNet's fc layer in this role) →
+    [ReLU → top layer]. Their initialisation (which for the convolutions is torchvision's own for ResNets).
+    Blocks: ``stem`` (first convolution + BN), ``layer1`` … ``layer4`` (their convolutions and norms), ``fc0``."""
+
+    ARCH_FIELDS = ("input_shape", "sobel", "num_classes", "fc")
+
+    def __init__(self, input_shape: Shape = (3, 32, 32), sobel: bool = True, num_classes: Optional[int] = None,
+                 fc: int = 512):
+        from brb.models.resnet_backbone import resnet_trunk
+
+        super().__init__()
+        in_channels = self._start(input_shape, sobel)
+        self.fc = int(fc)
+        if self.fc < 1:
+            raise ValueError(f"DCResNet18 needs fc >= 1, got {fc}")
+        self._finish(resnet_trunk(18, "cifar", in_channels), nn.Sequential(nn.Linear(512, self.fc)), num_classes)
+
+    def intermediate(self, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        """Outputs of ``stem``, ``layer1`` … ``layer4`` (N, C, H, W) and ``fc0`` (= :meth:`features`)."""
+        b = self.body
+        h = b.relu(b.bn1(b.conv1(self._input(x))))
+        outputs = [("stem", h)]
+        for name in ("layer1", "layer2", "layer3", "layer4"):
+            h = getattr(b, name)(h)
+            outputs.append((name, h))
+        return outputs + [("fc0", self.classifier(torch.flatten(b.avgpool(h), 1)))]
+
+    def named_reset_blocks(self, include_embedding: bool = False) -> list[tuple[str, list[nn.Module]]]:
+        b = self.body
+        blocks = [("stem", [b.conv1, b.bn1])]
+        for name in ("layer1", "layer2", "layer3", "layer4"):
+            blocks.append((name, [m for m in getattr(b, name).modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]))
+        return blocks + ([("fc0", [self.classifier[0]])] if include_embedding else [])
+
+
 # --- the registry's networks: the constructors above behind the keywords brb.engine.common.new_model passes ----------
 
 
@@ -369,8 +407,18 @@ class SmallConvNetwork(SmallConvNet):
         super().__init__(input_shape, sobel, num_classes, channels, fc or embedding_dim or 256)
 
 
+class DCResNet18Network(DCResNet18):
+    """Registry ``dc_resnet18``: :class:`DCResNet18` with ``embedding_dim`` as its ``fc`` width."""
+
+    def __init__(self, input_shape: Shape = (3, 32, 32), embedding_dim: Optional[int] = None, hidden=None,
+                 batch_norm=None, sobel: bool = True, num_classes: Optional[int] = None, fc: Optional[int] = None):
+        super().__init__(input_shape, sobel, num_classes, fc or embedding_dim or 512)
+
+
 __all__ = [
     "AlexNetBN",
+    "DCResNet18",
+    "DCResNet18Network",
     "AlexNetBNNetwork",
     "SmallConvNetwork",
     "VGG16BNNetwork",
