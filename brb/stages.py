@@ -311,7 +311,7 @@ def linear_eval_stage(config: Config, data_path: Path, pretrained: Path, out_dir
 
     from brb.data import DataFileError, load_prepared
     from brb.data.prepared import PreparedData, subset_of
-    from brb.data.tensors import DeviceData
+    from brb.data.stream import device_data
     from brb.engine.common import embed
     from brb.metrics import clustering_metrics, nmi_geometric
     from brb.models.checkpoint import load_model
@@ -344,10 +344,10 @@ def linear_eval_stage(config: Config, data_path: Path, pretrained: Path, out_dir
 
         train, test = take(fit_idx), take(rows)
         protocol = f"stratified hold-out of {holdout:g} (no official split)"
-    dtrain = DeviceData(train, device, d.normalize, d.resize)
+    dtrain = device_data(train, device, d.normalize, d.resize)
     model, payload = load_model(pretrained, input_shape=dtrain.sample_shape)
     model = model.to(device)
-    dtest = DeviceData(test, device, d.normalize, d.resize, statistics=(dtrain.mean, dtrain.std))
+    dtest = device_data(test, device, d.normalize, d.resize, statistics=(dtrain.mean, dtrain.std))
     batch = config.cluster.eval_batch_size
     f_train = embed(model, dtrain, batch, config.run.precision).cpu().numpy()
     f_test = embed(model, dtest, batch, config.run.precision).cpu().numpy()

@@ -385,3 +385,76 @@ def test_registered_imagenet_subset_missing_explains_where_to_put_it(tmp_path):
            f"n07747607)" in msg
     with pytest.raises(DataFileError, match=r"ImageNet-Dogs: no directory .*<mirror>/imagenet-dogs/<wnid>/"):
         DATASETS["imagenet-dogs"].load(options(tmp_path / "empty"))
+
+
+# ----------------------------------------------------------------------------------------------------
+# The full ImageNet: an image index decoded batch by batch
+
+
+def imagenet_tree(tmp_path: Path) -> Path:
+    train = tmp_path / "m" / "imagenet" / "train"
+    write_subset(train, ["n00000002", "n00000001", "n00000003"], per_class=3)
+    save(train / "n00000003" / "grey.JPEG", noise(20, 12, 99, grey=True), fmt="JPEG")
+    save(train / "notes" / "x.png", noise(8, 8, 7))  # not a WNID folder: not a class
+    return train
+
+
+def test_registered_imagenet_is_an_index_that_decodes_as_the_folder_reader(tmp_path):
+    import torch
+
+    from brb.data.prepared import load_prepared, save_prepared
+    from brb.data.stream import FolderData, device_data, is_index
+    from brb.data.tensors import DeviceData
+
+    train = imagenet_tree(tmp_path)
+    raw = DATASETS["imagenet"].load(options(tmp_path / "m"))
+    assert raw.class_names == ["n00000001", "n00000002", "n00000003"] and raw.y.tolist() == [0] * 3 + [1] * 3 + [2] * 4
+    assert raw.x.shape == (10,) and raw.x[0] == str((train / "n00000001" / "n00000001_0.JPEG").resolve())
+    save_prepared(tmp_path / "imagenet.npz", "imagenet", raw)
+    prepared = load_prepared(tmp_path / "imagenet.npz")
+    assert is_index(prepared) and prepared.x.tolist() == raw.x.tolist()
+
+    pixels = read_image_folder(train, raw.class_names, side=8)  # the in-memory reader on the same tree
+    data = device_data(prepared, "cpu", "channel", resize=8)
+    assert isinstance(data, FolderData) and data.sample_shape == (3, 8, 8) and len(data) == 10
+    rows = torch.tensor([9, 0, 4])
+    torch.testing.assert_close(data.decode(rows), torch.from_numpy(pixels.x[[9, 0, 4]]), rtol=0, atol=0)
+    memory = DeviceData(prepared.__class__("imagenet", pixels.x, pixels.y, pixels.class_names), "cpu", "channel")
+    torch.testing.assert_close(data.mean, memory.mean)
+    torch.testing.assert_close(data.std, memory.std)
+    torch.testing.assert_close(data.batch(rows), memory.batch(rows))
+    torch.testing.assert_close(torch.cat(list(data.iter_batches(4))), memory.batch(slice(0, 10)))  # prefetched
+
+    (train / "n00000002" / "n00000002_1.JPEG").write_bytes(b"broken")
+    with pytest.raises(DataFileError, match=r"n00000002_1\.JPEG: cannot read image"):
+        data.batch(torch.tensor([3, 4]))
+
+
+def test_registered_imagenet_missing_says_where_to_put_it(tmp_path):
+    (tmp_path / "m" / "imagenet" / "train" / "n00000001").mkdir(parents=True)  # one class is not a tree
+    with pytest.raises(DataFileError, match=r"ImageNet: no directory holds ILSVRC class folders .*<mirror>/imagenet/"
+                                            r"train/<wnid>/\*\.JPEG"):
+        DATASETS["imagenet"].load(options(tmp_path / "m", download=True))
+
+
+def test_deepcluster_trains_on_an_image_index(tmp_path):
+    """The cluster stage on a prepared index: batches decoded from the JPEGs, scores and labels as any run."""
+    import json
+
+    from brb.config import make_config
+    from brb.data.prepared import save_prepared
+    from brb.stages import cluster_stage, evaluate_stage
+
+    imagenet_tree(tmp_path)
+    save_prepared(tmp_path / "imagenet.npz", "imagenet", DATASETS["imagenet"].load(options(tmp_path / "m")))
+    config = make_config({
+        "data": {"resize": 16}, "model": {"arch": "dc_small", "embedding_dim": 32},
+        "cluster": {"algorithm": "deepcluster", "epochs": 1, "batch_size": 4, "dc_k": 4, "kmeans_n_init": 1,
+                    "kmeans_backend": "torch", "pca_dim": 8},
+        "run": {"seed": 0, "threads": 1, "device": "cpu"},
+    })
+    cluster_stage(config, tmp_path / "imagenet.npz", tmp_path / "run", progress=False)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["dataset"] == "imagenet" and metrics["n_clusters"] == 3 and 0 <= metrics["acc"] <= 1
+    evaluate_stage(tmp_path / "run", tmp_path / "imagenet.npz")
+    assert json.loads((tmp_path / "run" / "evaluation.json").read_text())["acc"] == pytest.approx(metrics["acc"])

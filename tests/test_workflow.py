@@ -82,6 +82,7 @@ def test_default_study_plan(tmp_path):
         ("deepcluster_digits_cpu.yaml", {"prepare": 1, "cluster": 9, "kmeans_pixels": 3, "evaluate": 12}),
         ("deepcluster_fmnist_cpu.yaml", {"prepare": 1, "cluster": 6, "kmeans_pixels": 3, "evaluate": 9}),
         ("deepcluster_cifar10.yaml", {"prepare": 1, "cluster": 9, "kmeans_pixels": 3, "evaluate": 12}),
+        ("deepcluster_imagenet.yaml", {"prepare": 1, "cluster": 1, "evaluate": 1}),
         # ProPos Table 2: 6 methods x (2 datasets at 32 px + 3 at 96 px), each -> k-means + DEC
         # + each method's own clustering (estep; every one but SimCLR has one) and the linear probe
         ("propos_table.yaml", {"prepare": 5, "pretrain": 30, "cluster": 30, "kmeans_pretrained": 30, "estep": 30,

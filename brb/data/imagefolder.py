@@ -44,14 +44,18 @@ the dataset's own folder (``imagenet10/``, ``imagenet-10/``, ``ImageNet-10/``; `
 training tree ``imagenet/train/`` (torchvision's ``ImageNet`` layout), ``ILSVRC2012/train/``,
 ``imagenet/ILSVRC/Data/CLS-LOC/train/`` or ``ILSVRC/Data/CLS-LOC/train/`` (Kaggle's), then the directory itself.
 
-**Not registered: the full ImageNet** (1,000 classes, 1.28 M training images): at 96 px it is 35 GB of uint8, at
-224 px 193 GB, which neither fits one in-memory :class:`RawData` nor one ``.npz``; it would need a streaming
-loader.
+* ``imagenet``: the full ILSVRC-2012 training set (1,000 classes, 1.28 M images; DeepCluster's). At 224 px it is
+  193 GB of uint8, which fits neither one in-memory :class:`RawData` nor one ``.npz``: it is prepared as an *image
+  index* (``x`` = the image paths, sorted by class then path; labels = the sorted WNID folders present; the class
+  names are the WNIDs), decoded batch by batch at training time (:class:`brb.data.stream.FolderData`). The tree is
+  found in the mirrors as for the subsets (``imagenet/train/`` …): every folder named like a WNID (``n`` + 8
+  digits) is a class.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -258,3 +262,39 @@ def load_imagenet10(options: FetchOptions) -> RawData:
 )
 def load_imagenet_dogs(options: FetchOptions) -> RawData:
     return load_imagenet_subset(options, "imagenet-dogs")
+
+
+#: an ILSVRC class folder's name
+WNID = re.compile(r"^n\d{8}$")
+
+
+def locate_imagenet_train(options: FetchOptions) -> tuple[Path, list[str]]:
+    """The first directory of the mirrors / cache (``imagenet/train/`` …, then the directory itself) holding
+    WNID-named class folders, and those WNIDs sorted."""
+    searched: list[str] = []
+    for directory in candidate_dirs([*options.mirrors, options.cache_dir], IMAGENET_TRAIN_SUBDIRS + ("",)):
+        if directory.is_dir():
+            wnids = sorted(p.name for p in directory.iterdir() if p.is_dir() and WNID.match(p.name))
+            if len(wnids) >= 2:
+                return directory, wnids
+        searched.append(str(directory))
+    places = "\n  ".join(searched)
+    raise DataFileError(
+        "ImageNet: no directory holds ILSVRC class folders (<wnid> = n + 8 digits); ImageNet is not downloaded "
+        "automatically (its images need a licence from https://image-net.org). Put the ILSVRC-2012 training tree in "
+        f"a mirror as <mirror>/imagenet/train/<wnid>/*.JPEG and pass --mirror <mirror>; searched:\n  {places}"
+    )
+
+
+@register_dataset(
+    "imagenet",
+    "ImageNet (ILSVRC-2012) training set: 1.28 M images of 1,000 classes, kept as an image index (file paths) and "
+    "decoded batch by batch, shorter side resized and centre-cropped to data.resize (default 224)",
+    rank=15,
+)
+def load_imagenet(options: FetchOptions) -> RawData:
+    root, wnids = locate_imagenet_train(options)
+    samples = list_image_folder(root, wnids)
+    x = np.array([str(path.resolve()) for path, _ in samples])
+    y = np.array([label for _, label in samples], dtype=np.int64)
+    return RawData(x=x, y=y, class_names=wnids)

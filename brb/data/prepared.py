@@ -1,6 +1,7 @@
 """Prepared datasets on disk: one ``.npz`` per dataset, written once by ``brb prepare``.
 
-Arrays: ``x`` (uint8 images ``(N, C, H, W)`` or float32 features ``(N, D)``), ``y`` (int64 labels),
+Arrays: ``x`` (uint8 images ``(N, C, H, W)``, float32 features ``(N, D)``, or for datasets too large for one file an
+*image index*: ``(N,)`` image file paths, decoded batch by batch by :class:`brb.data.stream.FolderData`), ``y`` (int64 labels),
 ``class_names`` (str) and ``name`` (the registry name); ``split`` (uint8, 0 train / 1 test) where the
 dataset has an official train/test split.
 """
@@ -102,10 +103,11 @@ def load_prepared(path: str | Path) -> PreparedData:
         raise
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as err:
         raise DataFileError(f"data file {path} is corrupt or truncated ({err}); expected {expected}") from None
-    if data.x.ndim not in (2, 4) or len(data.x) != len(data.y) or len(data.y) == 0:
+    index = data.x.ndim == 1 and data.x.dtype.kind in "US"  # an image index (file paths)
+    if (data.x.ndim not in (2, 4) and not index) or len(data.x) != len(data.y) or len(data.y) == 0:
         raise DataFileError(
             f"data file {path} has x of shape {data.x.shape} and y of shape {data.y.shape}; "
-            "expected x (N, C, H, W) or (N, D) and y (N,) with N > 0"
+            "expected x (N, C, H, W), (N, D) or (N,) image paths and y (N,) with N > 0"
         )
     if data.split is not None and (data.split.shape != data.y.shape or not np.isin(data.split, (TRAIN, TEST)).all()):
         raise DataFileError(f"data file {path} has a split array that is not 0 (train) / 1 (test) per sample")

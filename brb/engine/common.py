@@ -87,14 +87,15 @@ def device_splits(config: Config, data: PreparedData, device) -> tuple[DeviceDat
     ``combined``; the train split and the test split (normalised with the train split's statistics) for
     ``train_test``."""
     from brb.data.prepared import subset_of
+    from brb.data.stream import device_data
 
     d = config.data
     if d.split == "combined":
-        both = DeviceData(data if d.subset is None else subset_of(data, d.subset), device, d.normalize, d.resize)
+        both = device_data(data if d.subset is None else subset_of(data, d.subset), device, d.normalize, d.resize)
         return both, both
     parts = [data.part(p) if d.subset is None else subset_of(data.part(p), d.subset) for p in ("train", "test")]
-    train = DeviceData(parts[0], device, d.normalize, d.resize)
-    test = DeviceData(parts[1], device, d.normalize, d.resize, statistics=(train.mean, train.std))
+    train = device_data(parts[0], device, d.normalize, d.resize)
+    test = device_data(parts[1], device, d.normalize, d.resize, statistics=(train.mean, train.std))
     return train, test
 
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from brb.config import Config
 from brb.contrastive import make_optimizer
 from brb.data.prepared import PreparedData, subset_of
-from brb.data.tensors import DeviceData
+from brb.data.stream import device_data
 from brb.engine.common import embed, make_augmenter, new_model, optimizer_step, shuffled_batches
 from brb.methods.pretraining import PretrainMethod, PretrainResult, run_pretraining
 from brb.runtime import autocast, setup_run
@@ -25,7 +25,7 @@ def pretrain_autoencoder(
     train = data.part("train" if config.data.split == "train_test" else "all")
     if config.data.subset is not None:
         train = subset_of(train, config.data.subset)
-    ddata = DeviceData(train, device, config.data.normalize, config.data.resize)
+    ddata = device_data(train, device, config.data.normalize, config.data.resize)
     n_clusters = config.cluster.n_clusters or ddata.n_classes
     model = new_model(config, ddata, n_clusters).to(device)
     p = config.pretrain

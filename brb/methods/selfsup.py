@@ -55,6 +55,7 @@ import torch.nn.functional as F
 from brb.cluster.kmeans_torch import kmeans_torch
 from brb.config import Config
 from brb.data.prepared import PreparedData, subset_of
+from brb.data.stream import device_data
 from brb.data.tensors import DeviceData
 from brb.engine import distributed as dist
 from brb.engine.common import make_augmenter, new_model, shuffled_batches
@@ -327,7 +328,7 @@ def pretrain_with(cls: type[SelfSupervisedMethod], name: str, config: Config, da
     train = data.part("train" if config.data.split == "train_test" else "all")
     if config.data.subset is not None:
         train = subset_of(train, config.data.subset)
-    ddata = DeviceData(train, device, config.data.normalize, config.data.resize)
+    ddata = device_data(train, device, config.data.normalize, config.data.resize)
     options_cls = REGISTRY.entry("pretraining", name).options
     options = options_cls.model_validate({k: getattr(config.pretrain, k) for k in options_cls.model_fields})
     method = cls(config, ddata, options, f"{name} {data.name} seed {config.run.seed}")

@@ -11,7 +11,7 @@ import torch
 from brb.config import Config
 from brb.contrastive import make_optimizer, nt_xent
 from brb.data.prepared import PreparedData, subset_of
-from brb.data.tensors import DeviceData
+from brb.data.stream import device_data
 from brb.engine.common import make_augmenter, new_model, optimizer_step, shuffled_batches
 from brb.engine.loop import TrainingError
 from brb.methods.pretraining import PretrainMethod, PretrainResult, run_pretraining
@@ -28,7 +28,7 @@ def pretrain_simclr(
     train = data.part("train" if config.data.split == "train_test" else "all")
     if config.data.subset is not None:
         train = subset_of(train, config.data.subset)
-    ddata = DeviceData(train, device, config.data.normalize, config.data.resize)
+    ddata = device_data(train, device, config.data.normalize, config.data.resize)
     if not ddata.is_image:
         raise TrainingError(f"SimCLR needs image data; {data.name} holds feature vectors")
     n_clusters = config.cluster.n_clusters or ddata.n_classes
