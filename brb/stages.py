@@ -17,6 +17,15 @@ from brb.config import Config
 from brb.io import atomic_path, write_json
 
 
+def label_scores(y: np.ndarray, labels: np.ndarray) -> dict:
+    """What every run's metrics.json reports of its labels: ACC, NMI (arithmetic and geometric), ARI, purity and
+    the number of non-empty clusters."""
+    from brb.metrics import clustering_metrics, nmi_geometric
+
+    return {**clustering_metrics(y, labels), "nmi_geometric": nmi_geometric(y, labels),
+            "n_nonempty_clusters": int(len(np.unique(labels)))}
+
+
 def write_parquet(df: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
@@ -181,7 +190,6 @@ def kmeans_stage(config: Config, data_path: Path, out_dir: Path, pretrained: Opt
     from sklearn.cluster import KMeans
 
     from brb.engine.common import embed
-    from brb.metrics import clustering_metrics, nmi_geometric
     from brb.models.checkpoint import load_model
 
     out_dir = Path(out_dir)
@@ -214,10 +222,8 @@ def kmeans_stage(config: Config, data_path: Path, out_dir: Path, pretrained: Opt
         "pretrained": str(pretrained) if pretrained else None,
         "pretraining": payload.get("method") if pretrained else "none",
         "evaluated_on": "test" if config.data.split == "train_test" else "all",
-        **clustering_metrics(data.y, labels),
-        "nmi_geometric": nmi_geometric(data.y, labels),
+        **label_scores(data.y, labels),
         "n_clusters": k,
-        "n_nonempty_clusters": int(len(np.unique(labels))),
         "epochs": 0,
         "wall_time_s": time.perf_counter() - start,
         "config": config.to_dict(),
@@ -234,7 +240,6 @@ def estep_stage(pretrained: Path, data_path: Path, out_dir: Path) -> dict[str, P
     import json
 
     from brb.data import DataFileError, load_prepared
-    from brb.metrics import clustering_metrics, nmi_geometric
     from brb.models.checkpoint import read_checkpoint
 
     pretrained, out_dir = Path(pretrained), Path(out_dir)
@@ -279,11 +284,9 @@ def estep_stage(pretrained: Path, data_path: Path, out_dir: Path) -> dict[str, P
         "pretraining": info["method"],
         "evaluated_on": part,
         "how": info.get("how"),
-        **clustering_metrics(rows.y, labels),
-        "nmi_geometric": nmi_geometric(rows.y, labels),
+        **label_scores(rows.y, labels),
         "logged": info.get("scores"),
         "n_clusters": int(labels.max()) + 1 if len(labels) else 0,
-        "n_nonempty_clusters": int(len(np.unique(labels))),
         "epochs": info.get("epoch"),
         "wall_time_s": payload.get("wall_time_s"),
         "config": config,
@@ -313,7 +316,6 @@ def linear_eval_stage(config: Config, data_path: Path, pretrained: Path, out_dir
     from brb.data.prepared import PreparedData, subset_of
     from brb.data.stream import device_data
     from brb.engine.common import embed
-    from brb.metrics import clustering_metrics, nmi_geometric
     from brb.models.checkpoint import load_model
     from brb.runtime import setup_run
 
@@ -378,10 +380,8 @@ def linear_eval_stage(config: Config, data_path: Path, pretrained: Path, out_dir
         "C": c,
         "max_iter": max_iter,
         "converged": bool(clf.n_iter_.max() < max_iter),
-        **clustering_metrics(test.y, predicted),
-        "nmi_geometric": nmi_geometric(test.y, predicted),
+        **label_scores(test.y, predicted),
         "n_clusters": prepared.n_classes,
-        "n_nonempty_clusters": int(len(np.unique(predicted))),
         "epochs": 0,
         "wall_time_s": time.perf_counter() - start,
         "config": config.to_dict(),

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from brb.data.prepared import PreparedData
-from brb.data.tensors import DeviceData, Transform
+from brb.data.tensors import DeviceData, Transform, normalisation
 
 #: decoded side when the configuration gives none (data.resize): DeepCluster's and ImageNet's 224
 DEFAULT_SIDE = 224
@@ -121,26 +121,11 @@ class FolderData:
             yield self._to_batch(raw, None)
 
     def _statistics(self, normalize: str, sample: int) -> tuple[torch.Tensor, torch.Tensor]:
-        shape = (1, 3, 1, 1)
-        if normalize in ("none", "symmetric"):
-            value = 0.0 if normalize == "none" else 0.5
-            return torch.zeros(shape, device=self.device) + value, torch.ones(shape, device=self.device) - value
         rows = np.arange(len(self))
         if len(rows) > sample:
             rows = np.sort(np.random.default_rng(0).choice(len(rows), size=sample, replace=False))
-        total = torch.zeros(3, dtype=torch.float64)
-        total_sq = torch.zeros(3, dtype=torch.float64)
-        count = 0
-        for start in range(0, len(rows), 512):
-            c = self.decode(rows[start:start + 512]).double() / self.scale
-            total += c.sum(dim=(0, 2, 3))
-            total_sq += (c * c).sum(dim=(0, 2, 3))
-            count += c.numel() // 3
-        if normalize == "global":
-            total, total_sq, count = total.sum().expand(3), total_sq.sum().expand(3), count * 3
-        mean = total / count
-        std = (total_sq / count - mean * mean).clamp_min(0).sqrt().clamp_min(1e-6)
-        return mean.float().reshape(shape).to(self.device), std.float().reshape(shape).to(self.device)
+        chunks = (self.decode(rows[start:start + 512]).double() / self.scale for start in range(0, len(rows), 512))
+        return normalisation(normalize, chunks, 3, (0, 2, 3), (1, 3, 1, 1), self.device)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -6,7 +6,7 @@ and normalised per batch; feature datasets are stored as float32.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -15,6 +15,29 @@ import torch.nn.functional as F
 from brb.data.prepared import PreparedData
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+def normalisation(normalize: str, chunks: Iterable[torch.Tensor], n_feat: int, dims: tuple[int, ...],
+                  shape: tuple[int, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, std) of ``normalize`` over ``chunks`` (float64 in [0, 1], reduced over ``dims``), shaped ``shape``:
+    ``channel`` per feature / channel, ``global`` one for all, ``none`` 0 / 1 ([0, 1] inputs), ``symmetric``
+    0.5 / 0.5 (tk-uco's Normalize(0.5, 0.5): [-1, 1]); ``chunks`` is only read for the first two."""
+    if normalize in ("none", "symmetric"):
+        value = 0.0 if normalize == "none" else 0.5
+        return torch.zeros(shape, device=device) + value, torch.ones(shape, device=device) - value
+    total = torch.zeros(n_feat, dtype=torch.float64, device=device)
+    total_sq = torch.zeros_like(total)
+    count = 0
+    for c in chunks:
+        c = c.to(device)
+        total += c.sum(dim=dims)
+        total_sq += (c * c).sum(dim=dims)
+        count += c.numel() // n_feat
+    if normalize == "global":
+        total, total_sq, count = total.sum().expand(n_feat), total_sq.sum().expand(n_feat), count * n_feat
+    mean = total / count
+    std = (total_sq / count - mean * mean).clamp_min(0).sqrt().clamp_min(1e-6)
+    return mean.float().reshape(shape), std.float().reshape(shape)
 
 
 class DeviceData:
@@ -67,22 +90,8 @@ class DeviceData:
         dims = (0, 2, 3) if self.is_image else (0,)
         n_feat = self.x.shape[1]
         shape = (1, n_feat, 1, 1) if self.is_image else (1, n_feat)
-        if normalize in ("none", "symmetric"):  # [0, 1], or (x − 0.5) / 0.5 in [−1, 1] (tk-uco's Normalize(0.5, 0.5))
-            value = 0.0 if normalize == "none" else 0.5
-            return torch.zeros(shape, device=self.device) + value, torch.ones(shape, device=self.device) - value
-        total = torch.zeros(n_feat, dtype=torch.float64, device=self.device)
-        total_sq = torch.zeros_like(total)
-        count = 0
-        for c in self.x.split(chunk):
-            c = c.double() / self.scale
-            total += c.sum(dim=dims)
-            total_sq += (c * c).sum(dim=dims)
-            count += c.numel() // n_feat
-        if normalize == "global":
-            total, total_sq, count = total.sum().expand(n_feat), total_sq.sum().expand(n_feat), count * n_feat
-        mean = total / count
-        std = (total_sq / count - mean * mean).clamp_min(0).sqrt().clamp_min(1e-6)
-        return mean.float().reshape(shape), std.float().reshape(shape)
+        chunks = (c.double() / self.scale for c in self.x.split(chunk))
+        return normalisation(normalize, chunks, n_feat, dims, shape, self.device)
 
     def batch(self, index: torch.Tensor | slice, transform: Optional[Transform] = None) -> torch.Tensor:
         """Float, normalised batch; ``transform`` (augmentation) acts on [0, 1] images before normalising."""
