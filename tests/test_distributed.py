@@ -34,7 +34,7 @@ def digits(n: int = 128) -> PreparedData:
     return PreparedData("digits", x, bunch.target[:n], [str(i) for i in range(10)])
 
 
-def build(name: str):
+def build(name: str, per_process: bool = False):
     extra = {"queue_size": 4 * BATCH} if name == "moco" else {}
     if name == "cc":
         extra["optimizer"] = "sgd"  # Adam's first step, g / (|g| + eps), turns float noise in tiny gradients into +-lr
@@ -43,7 +43,7 @@ def build(name: str):
     cfg = make_config({
         "data": {"resize": 20}, "model": {"arch": "cnn_small", "embedding_dim": 16},
         "pretrain": {"method": name, "epochs": 2, "batch_size": BATCH, "hidden_dim": 32, "feature_dim": 16,
-                     "warmup_epochs": 1, "kmeans_n_init": 1, "lr": 0.5, **extra},
+                     "warmup_epochs": 1, "kmeans_n_init": 1, "lr": 0.5, "kmeans_per_process": per_process, **extra},
         "run": {"seed": 0, "threads": 1, "device": "cpu"},
     })
     from brb.methods.byol import BYOLMethod
@@ -113,6 +113,39 @@ def test_two_processes_match_one_process_on_the_concatenated_batch(name, tmp_pat
         for key, value in tensors.items():
             torch.testing.assert_close(two["state"][net][key].float(), value.float(), rtol=1e-4, atol=1e-5,
                                        msg=f"{net}.{key}")
+
+
+def _estep_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from brb.engine.distributed import init_from_env
+
+    init_from_env("cpu")
+    method = build("propos", per_process=True)  # its first E-step runs in the constructor
+    torch.save(method.pseudo_labels, f"{out}.{rank}")
+    torch.distributed.destroy_process_group()
+
+
+def test_each_process_runs_its_own_kmeans_restarts_and_all_take_the_lowest_inertia(tmp_path):
+    import torch.nn.functional as F
+
+    from brb.cluster.kmeans_torch import kmeans_torch
+    from brb.methods.selfsup import KMEANS_RANK_STRIDE
+
+    out = str(tmp_path / "labels")
+    mp.spawn(_estep_worker, args=(2, free_port(), out), nprocs=2, join=True)
+    got = [torch.load(f"{out}.{r}") for r in range(2)]
+    torch.testing.assert_close(got[0], got[1])  # every process holds the same pseudo-labels
+    feats = build("propos").features()  # the same network in one process (rank 0's initialisation)
+    inertia, labels = [], []
+    for rank in range(2):  # what each process's own restarts found
+        centers = F.normalize(kmeans_torch(feats, 10, KMEANS_RANK_STRIDE * rank, n_init=1, metric="cosine"), dim=1)
+        sim, lab = (feats @ centers.T).max(dim=1)
+        inertia.append(float((1 - sim).sum()))
+        labels.append(lab)
+    assert inertia[0] != inertia[1]  # two different clusterings to choose from
+    torch.testing.assert_close(got[0], labels[int(np.argmin(inertia))])
 
 
 def test_sync_batchnorm_is_plain_batchnorm_in_one_process():

@@ -137,13 +137,25 @@ def mean_over_processes(values: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     return dict(zip(keys, flat.unbind()))
 
 
-def broadcast_(tensors) -> None:
-    """Rank 0's values of ``tensors`` to every process (in place)."""
+def broadcast_(tensors, src: int = 0) -> None:
+    """Rank ``src``'s values of ``tensors`` to every process (in place)."""
     if not context().enabled:
         return
     with torch.no_grad():
         for t in tensors:
-            dist.broadcast(t, 0)
+            dist.broadcast(t, src)
+
+
+def lowest_rank(value: float, device: torch.device | str = "cpu") -> int:
+    """The rank whose ``value`` is lowest (ties: the lowest rank); 0 in one process. ``device``: where the
+    exchanged scalar lives (the GPU with NCCL)."""
+    ctx = context()
+    if not ctx.enabled:
+        return 0
+    mine = torch.tensor([float(value)], dtype=torch.float64, device=device)
+    every = [torch.zeros_like(mine) for _ in range(ctx.world_size)]
+    dist.all_gather(every, mine)
+    return int(torch.cat(every).argmin())
 
 
 def broadcast_modules_(modules) -> None:

@@ -288,6 +288,11 @@ class SSLOptions(PretrainOptions):
     reassign: int = Field(10, gt=0, description="k-means on the method's features every this many epochs "
                           "(pseudo-labels for PSL / ProtoNCE, and the evaluation ProPos reports)")
     kmeans_n_init: int = Field(10, gt=0, description="k-means restarts (spherical, k-means++)")
+    kmeans_per_process: bool = Field(
+        True, description="with several processes: each runs kmeans_n_init restarts from its own seeds and all take "
+        "the clustering of the lowest inertia (torch_clustering's distributed k-means); off: every process uses rank "
+        "0's"
+    )
     sync_bn: bool = Field(True, description="with several processes (brb pretrain --nproc-per-node): BatchNorm "
                           "statistics of the global batch (our SyncBatchNorm, CPU and GPU; the substitute for "
                           "ProPos's shuffle-BN); off: each process normalises its share")

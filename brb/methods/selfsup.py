@@ -100,6 +100,10 @@ def frozen_copy(module: nn.Module) -> nn.Module:
     return twin
 
 
+#: seed offset between the processes' k-means restarts (kmeans_per_process)
+KMEANS_RANK_STRIDE = 7919
+
+
 class SelfSupervisedMethod(PretrainMethod):
     """The shared part (module notes above); a subclass sets ``build`` (its heads and parameter groups),
     ``features``, ``step`` and the ``networks`` of its state."""
@@ -224,10 +228,14 @@ class SelfSupervisedMethod(PretrainMethod):
     def e_step(self, epoch: int) -> None:
         """Spherical k-means on the features: the pseudo-labels and the scores ProPos reports."""
         feats = self.features()
-        centers = kmeans_torch(feats, self.n_clusters, self.config.run.seed + epoch, n_init=self.o.kmeans_n_init,
-                               metric="cosine")
-        self.pseudo_labels = (feats @ F.normalize(centers.to(feats), dim=1).T).argmax(dim=1)
-        dist.broadcast_([self.pseudo_labels])  # rank 0's (a GPU k-means may differ in the last bits)
+        per_process = self.dist.enabled and self.o.kmeans_per_process
+        seed = self.config.run.seed + epoch + (KMEANS_RANK_STRIDE * self.dist.rank if per_process else 0)
+        centers = kmeans_torch(feats, self.n_clusters, seed, n_init=self.o.kmeans_n_init, metric="cosine")
+        similarity, self.pseudo_labels = (feats @ F.normalize(centers.to(feats), dim=1).T).max(dim=1)
+        # every process takes the labels of the lowest (1 - cos) inertia (torch_clustering's distributed k-means:
+        # kmeans_n_init restarts per process), or rank 0's (a GPU k-means may differ in the last bits)
+        src = dist.lowest_rank(float((1 - similarity).sum()), feats.device) if per_process else 0
+        dist.broadcast_([self.pseudo_labels], src=src)
         labels = self.pseudo_labels.cpu().numpy()
         self.scores = {**clustering_metrics(self.data.y, labels), "n_nonempty_clusters": int(len(np.unique(labels)))}
         self.after_e_step(feats, epoch)
