@@ -82,7 +82,7 @@ def cmd_pretrain(args) -> None:
         return _launch_processes(args.nproc_per_node)
     from brb.stages import pretrain_stage
 
-    _report(pretrain_stage(_config(args), args.data, args.out, progress=not args.quiet))
+    _report(pretrain_stage(_config(args), args.data, args.out, progress=not args.quiet, extra_paths=args.extra_data))
 
 
 def _launch_processes(n: int) -> None:
@@ -229,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nproc-per-node", type=positive_int, default=1, metavar="N",
                    help="data-parallel processes on this node (one per GPU; gloo on the CPU), started through "
                         "torch.distributed.run; the self-supervised methods (byol, propos, simsiam, moco, pcl, cc)")
+    p.add_argument("--extra-data", action="append", default=[], type=Path, metavar="NPZ",
+                   help="prepared file of each dataset of --data.pretrain_extra, in its order (repeatable): their "
+                        "images join the pretraining set, unscored")
 
     p = _training_parser(
         sub, "cluster", "deep clustering (with BRB per --brb.variant); writes a run directory", cmd_cluster

@@ -74,6 +74,10 @@ class DataConfig(_Section):
         description="combined: train and test splits together for training and evaluation (paper, autoencoders); "
         "train_test: train on the train split, evaluate on the test split (paper, contrastive setting)",
     )
+    pretrain_extra: list[str] = Field(
+        [], description="datasets whose images join the pretraining set, unscored (e.g. [stl10-unlabeled]: STL-10's "
+        "100,000 unlabelled images); clustering and evaluation keep to `dataset`"
+    )
 
     @field_validator("dataset")
     @classmethod
@@ -81,6 +85,13 @@ class DataConfig(_Section):
         import brb.data  # noqa: F401  (registers the datasets)
 
         return _registered(value, "dataset")
+
+    @field_validator("pretrain_extra")
+    @classmethod
+    def _known_extras(cls, value: list[str]) -> list[str]:
+        import brb.data  # noqa: F401  (registers the datasets)
+
+        return [_registered(v, "dataset") for v in value]
 
 
 class ModelConfig(_Section):

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import pandas as pd
 
 from brb.config import Config
 from brb.io import atomic_path, write_json
+
+if TYPE_CHECKING:
+    from brb.data.prepared import PreparedData
 
 
 def label_scores(y: np.ndarray, labels: np.ndarray) -> dict:
@@ -55,7 +58,42 @@ def _load_device_data(config: Config, data_path: Path):
 ESTEP_LABELS, ESTEP_JSON = "estep_labels.npy", "estep.json"
 
 
-def pretrain_stage(config: Config, data_path: Path, out_dir: Path, progress: bool = True) -> dict[str, Path]:
+def with_pretrain_extra(config: Config, prepared: PreparedData, extra_paths) -> PreparedData:
+    """``prepared`` with the images of ``data.pretrain_extra`` appended (label -1: unscored; marked train), the
+    files ``extra_paths`` in that order."""
+    from brb.data import DataFileError, load_prepared
+    from brb.data.prepared import PreparedData
+    from brb.data.registry import TRAIN
+
+    names, paths = list(config.data.pretrain_extra), [Path(p) for p in extra_paths]
+    if len(names) != len(paths):
+        raise DataFileError(f"data.pretrain_extra names {len(names)} dataset(s) ({', '.join(names) or 'none'}) but "
+                            f"{len(paths)} --extra-data file(s) were given")
+    if not names:
+        return prepared
+    if config.data.subset is not None:
+        raise DataFileError("data.pretrain_extra cannot be combined with data.subset (the subset would mix the "
+                            "unlabelled images into the scored ones)")
+    xs, ys, splits = [prepared.x], [prepared.y], [prepared.split]
+    for name, path in zip(names, paths):
+        extra = load_prepared(path)
+        if extra.name != name:
+            raise DataFileError(f"{path} holds {extra.name!r}, but data.pretrain_extra names {name!r} in its place")
+        if extra.x.shape[1:] != prepared.x.shape[1:] or extra.x.dtype != prepared.x.dtype:
+            raise DataFileError(f"{path}: images of shape {extra.x.shape[1:]} ({extra.x.dtype}) cannot join "
+                                f"{prepared.name}'s {prepared.x.shape[1:]} ({prepared.x.dtype})")
+        xs.append(extra.x)
+        ys.append(np.full(len(extra.y), -1, dtype=np.int64))
+        splits.append(np.full(len(extra.y), TRAIN, dtype=np.uint8))
+    split = None if prepared.split is None else np.concatenate(splits)
+    return PreparedData(prepared.name, np.concatenate(xs), np.concatenate(ys), prepared.class_names, split)
+
+
+def pretrain_stage(config: Config, data_path: Path, out_dir: Path, progress: bool = True,
+                   extra_paths=()) -> dict[str, Path]:
+    """Pretraining of ``config.pretrain.method`` on the data (plus the images of ``data.pretrain_extra``, read from
+    ``extra_paths``); writes model.pt, history.parquet, job_env.json and, for the self-supervised family, the
+    last E-step's clustering of the labelled rows (``estep_labels.npy``, ``estep.json``)."""
     from brb.data import load_prepared
     from brb.methods.pretraining import pretrain
     from brb.models.checkpoint import save_checkpoint
@@ -64,6 +102,7 @@ def pretrain_stage(config: Config, data_path: Path, out_dir: Path, progress: boo
     out_dir = Path(out_dir)
     prepared = load_prepared(data_path)
     config.data.dataset = prepared.name
+    prepared = with_pretrain_extra(config, prepared, extra_paths)
     result = pretrain(config, prepared, progress=progress, checkpoint_dir=out_dir)
     from brb.engine.distributed import is_main_process
 

@@ -296,3 +296,40 @@ def test_a_self_supervised_checkpoint_starts_dec_and_scan_self_labeling(tmp_path
     scan = json.loads((tmp_path / "scan" / "metrics.json").read_text())
     assert scan["variant"] == "baseline-selflabel" and scan["clustering_acc"] == pytest.approx(dec["acc"])
     assert scan["pretrained"] == str(tmp_path / "pre" / "model.pt") and 0.1 <= scan["acc"] <= 1
+
+
+def test_extra_unlabelled_images_join_the_pretraining_unscored(tmp_path):
+    """data.pretrain_extra (STL-10's unlabelled images in the presets; here digits standing in, under that name):
+    the E-step clusters every image, scores and hands on only the labelled ones."""
+    import json
+
+    from brb.data import DataFileError
+    from brb.data.prepared import save_prepared
+    from brb.data.registry import RawData
+    from brb.stages import pretrain_stage, with_pretrain_extra
+
+    data, extra = tmp_path / "digits.npz", tmp_path / "unlabeled.npz"
+    save_prepared(data, "digits", digits(256))
+    more = digits(384)
+    save_prepared(extra, "stl10-unlabeled", RawData(x=more.x[256:], y=np.zeros(128, dtype=np.int64),
+                                                     class_names=["unlabeled"]))
+    cfg = config("propos", epochs=1, reassign=1)
+    cfg.data.pretrain_extra = ["stl10-unlabeled"]
+    pretrain_stage(cfg, data, tmp_path / "pre", progress=False, extra_paths=[extra])
+    labels = np.load(tmp_path / "pre" / "estep_labels.npy")
+    assert labels.shape == (256,)  # the labelled rows only
+    info = json.loads((tmp_path / "pre" / "estep.json").read_text())
+    from brb.metrics import clustering_metrics
+
+    assert info["scores"]["acc"] == pytest.approx(clustering_metrics(digits(256).y, labels)["acc"])
+    combined = with_pretrain_extra(cfg, digits(256), [extra])
+    assert combined.x.shape[0] == 384 and (combined.y[256:] == -1).all() and (combined.y[:256] >= 0).all()
+
+    with pytest.raises(DataFileError, match="names 1 dataset.* but 0 --extra-data"):
+        with_pretrain_extra(cfg, digits(256), [])
+    cfg.data.pretrain_extra = ["stl10"]
+    with pytest.raises(DataFileError, match="holds 'stl10-unlabeled', but data.pretrain_extra names 'stl10'"):
+        with_pretrain_extra(cfg, digits(256), [extra])
+    cfg.data.pretrain_extra, cfg.data.subset = ["stl10-unlabeled"], 100
+    with pytest.raises(DataFileError, match="cannot be combined with data.subset"):
+        with_pretrain_extra(cfg, digits(256), [extra])

@@ -205,6 +205,16 @@ def test_registered_stl10_requires_the_official_sizes(tmp_path):
         DATASETS["stl10"].load(options(tmp_path))
 
 
+def test_registered_stl10_unlabeled_reads_the_official_file(tmp_path):
+    """The unlabelled images are registered for pretraining; the real reader demands the official 100,000."""
+    assert DATASETS["stl10-unlabeled"].kind == "image"
+    files, _ = stl_files()  # TINY: 4 unlabelled images
+    write_stl_tar(tmp_path / "stl10_binary.tar.gz", files)
+    with pytest.raises(DataFileError, match=r"stl10_binary/unlabeled_X\.bin: truncated: 110592 bytes; expected "
+                                            r"2764800000 bytes \(100000 images of 3x96x96 uint8\)"):
+        DATASETS["stl10-unlabeled"].load(options(tmp_path))
+
+
 def test_registered_stl10_missing_lists_places(tmp_path):
     with pytest.raises(DataFileError, match=r"STL-10: stl10_binary\.tar\.gz or its extracted folder stl10_binary/ "
                                             r"with train_X\.bin, .* not found and downloading is disabled") as err:

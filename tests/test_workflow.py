@@ -126,6 +126,18 @@ def test_paper_preset_plans_every_run_offline(tmp_path, preset, expected):
     assert not (tmp_path / "results").exists()  # a dry run touches nothing
 
 
+def test_stl10_pretraining_takes_the_unlabelled_images_as_extra_data(tmp_path):
+    study = (REPO / "workflow" / "presets" / "propos_table.yaml").read_text().replace(
+        "dataset_settings: {}", "dataset_settings: {stl10: {data: {pretrain_extra: [stl10-unlabeled]}}}")
+    (tmp_path / "study.yaml").write_text(study)
+    out = snakemake("-n", "-p", "--configfile", tmp_path / "study.yaml", cwd=tmp_path).stdout
+    assert "brb prepare --dataset stl10-unlabeled" in out
+    stl = [line for line in out.splitlines() if "brb pretrain" in line and "/stl10.npz" in line]
+    assert len(stl) == 6 and all("--extra-data results/propos_table/data/stl10-unlabeled.npz" in line for line in stl)
+    cifar = [line for line in out.splitlines() if "brb pretrain" in line and "/cifar10.npz" in line]
+    assert cifar and not any("--extra-data" in line for line in cifar)
+
+
 def test_a_study_file_replaces_the_default_study(tmp_path):
     """config.yaml (digits-sized network, DCN weight 1.0) must not leak into a preset run from the repo root."""
     shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")

@@ -11,11 +11,12 @@ at row ``r``, column ``c``.  They are read to ``(N, 3, 96, 96)`` row-major array
 10 classes, native 96x96.  Every file must have exactly its official size (5,000 / 8,000 images or labels);
 a truncated or padded file raises :class:`DataFileError` naming the file and the expected byte count.
 
-**Unlabelled images**: the 100,000 images of ``unlabeled_X.bin`` have no labels, and :class:`RawData` (hence the
-registry and prepared ``.npz`` files) requires one per sample, so they are *not* registered.
-:func:`read_stl10_unlabeled` reads them from the archive, the extracted folder or the ``.bin`` itself and
-:func:`load_stl10_unlabeled` finds them in the mirrors (or downloads the archive); a later pretraining stage (e.g.
-ProPos / SimCLR pretraining on STL-10 train + unlabelled) is to call those.  They take 2.76 GB in memory.
+**Unlabelled images** (**``stl10-unlabeled``**, registered for pretraining only): the 100,000 images of
+``unlabeled_X.bin``, read by :func:`read_stl10_unlabeled` from the archive, the extracted folder or the ``.bin``
+itself (:func:`load_stl10_unlabeled` finds them in the mirrors or downloads the archive); 2.76 GB in memory.  They
+have no labels: the prepared file gives every image the one placeholder class ``unlabeled``.  A study adds them to a
+pretraining with ``data.pretrain_extra: [stl10-unlabeled]`` (``brb pretrain --extra-data``): their images join the
+pretraining set, unscored; clustering and evaluation stay on the labelled images.
 
 **Where the files are looked for**: in every mirror and then in the download cache, in the directory itself and in
 its subfolders ``stl10``, ``STL10``, ``stl-10`` and ``stl10_binary``: first the extracted folder ``stl10_binary/``
@@ -259,3 +260,14 @@ def load_stl10_unlabeled(options: FetchOptions, spec: Stl10Spec = STL10) -> np.n
 )
 def load_stl10_registered(options: FetchOptions) -> RawData:
     return load_stl10(options)
+
+
+@register_dataset(
+    "stl10-unlabeled",
+    "STL-10's 100,000 unlabelled colour 96x96 images, for pretraining only (data.pretrain_extra); one placeholder "
+    "class",
+    rank=12.5,
+)
+def load_stl10_unlabeled_registered(options: FetchOptions) -> RawData:
+    x = load_stl10_unlabeled(options)
+    return RawData(x=x, y=np.zeros(len(x), dtype=np.int64), class_names=["unlabeled"])

@@ -119,6 +119,8 @@ class SelfSupervisedMethod(PretrainMethod):
             dim = backbone.encode(data.batch(slice(0, 2))).shape[1]
             backbone.train()
         self.backbone = backbone
+        #: the scored rows (pretrain_extra's images, label -1, are clustered with the rest but never scored)
+        self.labelled = np.asarray(data.y) >= 0
         self.head_specs: dict[str, list[str]] = {}
         groups = self.build(backbone, dim)
         self.dist = dist.context()
@@ -207,7 +209,7 @@ class SelfSupervisedMethod(PretrainMethod):
     def final_clustering(self) -> dict:
         """The clustering this method reports after its last epoch (the last E-step's spherical k-means of the
         feature network's output; CC overrides it with its head): ``labels``, ``scores``, ``how``."""
-        labels = self.pseudo_labels.cpu().numpy().astype(np.int64)
+        labels = self.pseudo_labels.cpu().numpy().astype(np.int64)[self.labelled]
         net = self.feature_net()
         name = next((k for k, v in self.networks().items() if v is net), type(net).__name__)
         return {"labels": labels, "scores": dict(self.scores),
@@ -236,8 +238,9 @@ class SelfSupervisedMethod(PretrainMethod):
         # kmeans_n_init restarts per process), or rank 0's (a GPU k-means may differ in the last bits)
         src = dist.lowest_rank(float((1 - similarity).sum()), feats.device) if per_process else 0
         dist.broadcast_([self.pseudo_labels], src=src)
-        labels = self.pseudo_labels.cpu().numpy()
-        self.scores = {**clustering_metrics(self.data.y, labels), "n_nonempty_clusters": int(len(np.unique(labels)))}
+        labels = self.pseudo_labels.cpu().numpy()[self.labelled]
+        self.scores = {**clustering_metrics(self.data.y[self.labelled], labels),
+                       "n_nonempty_clusters": int(len(np.unique(labels)))}
         self.after_e_step(feats, epoch)
 
     # --- the engine's hooks ---------------------------------------------------------------------------
@@ -574,8 +577,9 @@ class CCMethod(SelfSupervisedMethod):
 
     def after_e_step(self, features: torch.Tensor, epoch: int) -> None:
         """Both clusterings are logged; the reported one (acc, nmi, ari) is ``cc_predict``'s."""
-        labels = self.head_labels()
-        head = {**clustering_metrics(self.data.y, labels), "n_nonempty_clusters": int(len(np.unique(labels)))}
+        labels = self.head_labels()[self.labelled]
+        head = {**clustering_metrics(self.data.y[self.labelled], labels),
+                "n_nonempty_clusters": int(len(np.unique(labels)))}
         kmeans = dict(self.scores)
         chosen, other, other_name = (head, kmeans, "kmeans") if self.o.cc_predict == "head" else (kmeans, head, "head")
         self.scores = {**chosen, **{f"{other_name}_{k}": v for k, v in other.items()}}
@@ -586,7 +590,7 @@ class CCMethod(SelfSupervisedMethod):
     def final_clustering(self) -> dict:
         if self.o.cc_predict != "head":
             return super().final_clustering()
-        return {"labels": self.head_labels().astype(np.int64), "scores": dict(self.scores),
+        return {"labels": self.head_labels().astype(np.int64)[self.labelled], "scores": dict(self.scores),
                 "how": f"argmax of the cluster head ({self.n_clusters} columns; cc_predict: head)"}
 
 

@@ -160,7 +160,9 @@ rule evaluate:
     log:
         run_log("evaluate"),
     wildcard_constraints:
-        algorithm="|".join(CLUSTER_ALGORITHMS + ["kmeans", "linear"] + ESTEP_PRETRAININGS),
+        algorithm="|".join(
+            CLUSTER_ALGORITHMS + ["kmeans", "linear"] + ESTEP_PRETRAININGS
+        ),
         variant="|".join(
             VARIANTS
             + [v + SELFLABEL_SUFFIX for v in VARIANTS]

@@ -336,6 +336,12 @@ def subset_flags(dataset):
     return "" if subset is None else f"--data.subset {subset}"
 
 
+def pretrain_extra_inputs(w):
+    """Prepared files of the datasets whose images join this pretraining (data.pretrain_extra)."""
+    data = pretrain_settings(w.dataset, w.arch, w.pretraining).get("data", {})
+    return [f"{RESULTS}/data/{name}.npz" for name in data.get("pretrain_extra", [])]
+
+
 def pretrain_flags(w):
     return flags(
         PRETRAIN_SECTIONS,

@@ -4,6 +4,7 @@
 rule pretrain:
     input:
         data=DATA,
+        extra=pretrain_extra_inputs,
     output:
         model=f"{PRETRAIN}/model.pt",
         history=f"{PRETRAIN}/history.parquet",
@@ -18,6 +19,7 @@ rule pretrain:
         outdir=lambda w, output: Path(output.model).parent,
         flags=pretrain_flags,
         nproc=pretrain_processes(),
+        extra=lambda w, input: " ".join(f"--extra-data {p}" for p in input.extra),
     shell:
         "brb pretrain --data {input.data} --out {params.outdir} --run.seed {wildcards.seed} "
-        "--run.threads {threads} --nproc-per-node {params.nproc} {params.flags} > {log} 2>&1"
+        "--run.threads {threads} --nproc-per-node {params.nproc} {params.extra} {params.flags} > {log} 2>&1"
