@@ -255,7 +255,7 @@ def load_stl10_unlabeled(options: FetchOptions, spec: Stl10Spec = STL10) -> np.n
 @register_dataset(
     "stl10",
     "STL-10 labelled images: 13,000 colour 96x96 images (train 5,000 + test 8,000), 10 classes; the 100,000 "
-    "unlabelled images are not part of it (brb.data.stl10.load_stl10_unlabeled)",
+    "unlabelled images are the dataset stl10-unlabeled (for pretraining: data.pretrain_extra)",
     rank=12,
 )
 def load_stl10_registered(options: FetchOptions) -> RawData:
