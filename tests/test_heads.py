@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
+from test_selfsup import build  # tests/ is on sys.path (pytest rootdir-relative, as cifar_files)
 
 from brb.config import ConfigError, make_config
 from brb.engine.loop import TrainingError
 from brb.methods.byol import BYOLMethod
 from brb.methods.selfsup import CCMethod, MoCoMethod
 from brb.models.heads import HeadSpecError, build_head, mlp_spec, parse_head_spec
-from tests.test_selfsup import build
 
 
 def test_a_spec_builds_the_layers_it_names():
