@@ -68,7 +68,7 @@ def test_pretrain_cluster_evaluate_chain(prepared, tmp_path):
         (["--brb.alpha", "2"], "brb.alpha"),
         (["--brb.interval", "0"], "brb.interval"),
         (["--cluster.algorithm", "kmeanz"], "unknown clustering method 'kmeanz'; known: dec, idec, dcn"),
-        (["--data.dataset", "imagenet"], "unknown dataset 'imagenet'"),
+        (["--data.dataset", "imagenet21k"], "unknown dataset 'imagenet21k'"),
         (["--brb.variant", "full"], "brb.variant"),
     ],
 )

@@ -30,7 +30,7 @@ def test_variant_parts():
         ({"brb": {"alpha": -0.1}}, "brb.alpha"),
         ({"brb": {"interval": 0}}, "brb.interval"),
         ({"brb": {"variant": "half"}}, "brb.variant"),
-        ({"data": {"dataset": "imagenet"}}, "data.dataset"),
+        ({"data": {"dataset": "imagenet21k"}}, "data.dataset"),
         ({"cluster": {"algorithm": "spectral"}}, "cluster.algorithm"),
         ({"cluster": {"epochs": -1}}, "cluster.epochs"),
         ({"cluster": {"lr": 0}}, "cluster.lr"),
