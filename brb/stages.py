@@ -479,7 +479,7 @@ def evaluate_stage(run_dir: Path, data_path: Path, silhouette: bool = False) -> 
         from brb.data.stream import FolderData, is_index
 
         # subsample before converting (a 10k sample, as sklearn would draw it, costs a fraction of the whole)
-        idx = np.sort(np.random.default_rng(0).permutation(len(labels))[:10000])
+        idx = np.random.default_rng(0).permutation(len(labels))[:10000]
         if is_index(data):  # an image index (ImageNet): the sample decoded at 32 px
             folder = FolderData(data, "cpu", "none", 32)
             x = folder.decode(idx).numpy().reshape(len(idx), -1).astype(np.float32)
