@@ -476,11 +476,11 @@ def evaluate_stage(run_dir: Path, data_path: Path, silhouette: bool = False) -> 
     if silhouette:
         from sklearn.metrics import silhouette_score
 
-        from brb.data.stream import FolderData, is_index
-
         # subsample before converting (a 10k sample, as sklearn would draw it, costs a fraction of the whole)
         idx = np.random.default_rng(0).permutation(len(labels))[:10000]
-        if is_index(data):  # an image index (ImageNet): the sample decoded at 32 px
+        if data.x.ndim == 1:  # an image index (ImageNet): the sample decoded at 32 px
+            from brb.data.stream import FolderData
+
             folder = FolderData(data, "cpu", "none", 32)
             x = folder.decode(idx).numpy().reshape(len(idx), -1).astype(np.float32)
             folder.close()
